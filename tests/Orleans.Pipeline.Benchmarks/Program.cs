@@ -1,0 +1,34 @@
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using Orleans.Pipeline.Benchmarks;
+
+if (args is ["state-size"])
+{
+    StateSize.Report();
+    return 0;
+}
+
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(WindowEngineBenchmarks).Assembly).Run(args);
+foreach (var summary in summaries) PrintPerEventTable(summary);
+return 0;
+
+static void PrintPerEventTable(Summary summary)
+{
+    if (summary.Reports.Length == 0) return;
+    Console.WriteLine();
+    Console.WriteLine("| benchmark | kind | aggregations | events/s (one core) | ns/event | × baseline time | bytes/event |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
+    foreach (var report in summary.Reports.Where(r => r.ResultStatistics is not null))
+    {
+        var benchmark = report.BenchmarkCase;
+        var nsPerEvent = report.ResultStatistics!.Mean;
+        var baseline = summary.Reports.FirstOrDefault(r =>
+            r.ResultStatistics is not null && summary.IsBaseline(r.BenchmarkCase) &&
+            r.BenchmarkCase.Parameters.DisplayInfo == benchmark.Parameters.DisplayInfo);
+        var ratio = baseline is null ? double.NaN : nsPerEvent / baseline.ResultStatistics!.Mean;
+        var bytes = report.GcStats.GetBytesAllocatedPerOperation(benchmark) ?? 0;
+        Console.WriteLine(
+            $"| {benchmark.Descriptor.WorkloadMethod.Name} | {benchmark.Parameters["Kind"]} | {benchmark.Parameters["Aggregations"]} | " +
+            $"{1e9 / nsPerEvent:N0} | {nsPerEvent:F2} | {ratio:F1} | {bytes:F2} |");
+    }
+}

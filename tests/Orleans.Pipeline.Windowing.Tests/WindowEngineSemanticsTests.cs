@@ -1,0 +1,275 @@
+using Orleans.Pipeline.Windowing.Aggregation;
+
+namespace Orleans.Pipeline.Windowing.Tests;
+
+/// <summary>Hand-picked examples that pin the boundary semantics the README documents.</summary>
+public sealed class WindowEngineSemanticsTests
+{
+    private static readonly AggregationSpec[] CountAndSum = [AggregationSpec.Count(), AggregationSpec.Sum("v")];
+
+    private static WindowEngine Engine(WindowSpec window, long disorder = 0, long lateness = 0, long? idle = null, long? early = null, TimeMode mode = TimeMode.EventTime) =>
+        new(new WindowingDefinition(window, CountAndSum, mode, disorder, lateness, idle, early));
+
+    private static List<WindowResult> Send(WindowEngine engine, long time, double value = 1, long processingTime = 0)
+    {
+        var output = new List<WindowResult>();
+        engine.Process(time, [value], processingTime, output);
+        return output;
+    }
+
+    [Fact]
+    public void Tumbling_EventAtWindowEnd_BelongsToTheNextWindow()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10));
+        Send(engine, 9);
+        var fired = Send(engine, 10);
+        var result = Assert.Single(fired);
+        Assert.Equal((0, 10, 1L), (result.Start, result.End, result.EventCount));
+    }
+
+    [Fact]
+    public void Final_FiresWhenWatermarkReachesEnd_NotOneBefore()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10), disorder: 3);
+        Send(engine, 5);
+        Assert.Empty(Send(engine, 12)); // watermark 9
+        var fired = Assert.Single(Send(engine, 13)); // watermark 10 = end
+        Assert.Equal(ResultKind.Final, fired.Kind);
+        Assert.Equal(1, fired.Revision);
+        Assert.Equal(10, fired.Watermark);
+    }
+
+    [Fact]
+    public void Watermark_NeverMovesBackwards()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10), disorder: 5, lateness: 100);
+        Send(engine, 50);
+        Send(engine, 20);
+        Assert.Equal(45, engine.State.CurrentWatermark);
+    }
+
+    [Fact]
+    public void LateEvent_WithinLateness_EmitsUpdateWithNextRevision()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10), lateness: 5);
+        Send(engine, 1, value: 2);
+        Assert.Single(Send(engine, 12));
+        var update = Assert.Single(Send(engine, 3, value: 5));
+        Assert.Equal((ResultKind.Update, 2, 2L), (update.Kind, update.Revision, update.EventCount));
+        Assert.Equal(7, update.Values[1]);
+    }
+
+    [Fact]
+    public void LateEvent_BeyondLateness_IsReportedLateCountedAndNotApplied()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10), lateness: 5);
+        Send(engine, 1);
+        Send(engine, 15); // watermark 15 = end + lateness: [0, 10) expires
+        var output = new List<WindowResult>();
+        Assert.Equal(EventOutcome.Late, engine.Process(9, [1.0], 0, output));
+        Assert.Empty(output);
+        Assert.Equal(1, engine.State.LateEventCount);
+        Assert.Equal(2, engine.State.AppliedEventCount);
+    }
+
+    [Fact]
+    public void Hopping_EventBelongsToEveryWindowThatCoversIt()
+    {
+        var engine = Engine(WindowSpec.Hopping(20, 5));
+        Send(engine, 17);
+        var fired = Send(engine, 100);
+        Assert.Equal([(0L, 20L), (5L, 25L), (10L, 30L), (15L, 35L)], fired.Select(r => (r.Start, r.End)));
+    }
+
+    [Fact]
+    public void Offset_ShiftsTheWindowGrid()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10, offsetMs: 3));
+        Send(engine, 2);
+        var fired = Assert.Single(Send(engine, 50));
+        Assert.Equal((-7L, 3L), (fired.Start, fired.End));
+    }
+
+    [Fact]
+    public void Session_EventsExactlyGapApart_Merge_AndBoundsAreFirstToLastPlusGap()
+    {
+        var engine = Engine(WindowSpec.Session(10));
+        Send(engine, 100);
+        Send(engine, 110);
+        var fired = Assert.Single(Send(engine, 200));
+        Assert.Equal((100L, 120L, 2L), (fired.Start, fired.End, fired.EventCount));
+    }
+
+    [Fact]
+    public void Session_EventsMoreThanGapApart_AreSeparateSessions()
+    {
+        var engine = Engine(WindowSpec.Session(10));
+        Send(engine, 100);
+        Send(engine, 111);
+        var fired = Send(engine, 300);
+        Assert.Equal([(100L, 110L), (111L, 121L)], fired.Select(r => (r.Start, r.End)));
+    }
+
+    [Fact]
+    public void Session_LateEventBridgingTwoEmittedSessions_RetractsBothAndEmitsTheMergedSession()
+    {
+        var engine = Engine(WindowSpec.Session(10), lateness: 100);
+        Send(engine, 100, value: 1);
+        Send(engine, 118, value: 2);
+        Assert.Equal(2, Send(engine, 200).Count); // both fired
+        var output = Send(engine, 109, value: 4); // 9 after the first session's event, 9 before the second's
+        Assert.Equal(
+            [(ResultKind.Retraction, 100L, 110L, 2), (ResultKind.Retraction, 118L, 128L, 2), (ResultKind.Final, 100L, 128L, 1)],
+            output.Select(r => (r.Kind, r.Start, r.End, r.Revision)));
+        Assert.Equal([3.0, 7.0], output[^1].Values);
+    }
+
+    [Fact]
+    public void Idle_AdvanceAfterTimeout_ClosesTheQuietKeysWindows()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10), idle: 1_000);
+        Send(engine, 5, processingTime: 10_000);
+        var output = new List<WindowResult>();
+        engine.Advance(10_999, output);
+        Assert.Empty(output);
+        engine.Advance(11_000, output); // watermark 5 + 1000
+        Assert.Equal(ResultKind.Final, Assert.Single(output).Kind);
+    }
+
+    [Fact]
+    public void Idle_WhenOff_AdvanceNeverMovesTheWatermark()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10));
+        Send(engine, 5, processingTime: 10_000);
+        var output = new List<WindowResult>();
+        engine.Advance(long.MaxValue / 2, output);
+        Assert.Empty(output);
+        Assert.Equal(5, engine.State.CurrentWatermark);
+    }
+
+    [Fact]
+    public void EarlyFiring_EmitsPartialsOfChangedOpenWindows_OncePerInterval()
+    {
+        var engine = Engine(WindowSpec.Tumbling(1_000), early: 100);
+        var output = new List<WindowResult>();
+        engine.Advance(0, output);
+        Send(engine, 5, processingTime: 10);
+        engine.Advance(50, output);
+        Assert.Empty(output);
+        engine.Advance(100, output);
+        var partial = Assert.Single(output);
+        Assert.Equal((ResultKind.Partial, 1), (partial.Kind, partial.Revision));
+        output.Clear();
+        engine.Advance(200, output); // unchanged since: nothing
+        Assert.Empty(output);
+        Send(engine, 6, processingTime: 210);
+        engine.Advance(300, output);
+        Assert.Equal((ResultKind.Partial, 2, 2L), (output[0].Kind, output[0].Revision, output[0].EventCount));
+    }
+
+    [Fact]
+    public void ProcessingTimeMode_AssignsByArrivalTime_AndAdvanceFollowsTheClock()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10), mode: TimeMode.ProcessingTime);
+        Send(engine, time: 999_999, processingTime: 3);
+        var output = new List<WindowResult>();
+        engine.Advance(10, output);
+        var fired = Assert.Single(output);
+        Assert.Equal((0L, 10L), (fired.Start, fired.End));
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(EventTimeRange.MaxMs + 1)]
+    public void Process_EventTimeOutOfRange_ThrowsAndChangesNothing(long time)
+    {
+        var engine = Engine(WindowSpec.Tumbling(10));
+        Send(engine, 5);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => Send(engine, time));
+        Assert.Contains("event time", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, engine.State.AppliedEventCount);
+        Assert.Equal(1, engine.State.WindowCount);
+    }
+
+    [Fact]
+    public void Process_MissingValue_IsSkippedByFieldAggregations_ButCounted()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10));
+        Send(engine, 1, value: 4);
+        Send(engine, 2, value: double.NaN);
+        var fired = Assert.Single(Send(engine, 20));
+        Assert.Equal([2.0, 4.0], fired.Values);
+    }
+
+    [Fact]
+    public void Constructor_StateOfAnotherLayout_IsRefusedWithReason()
+    {
+        var engine = Engine(WindowSpec.Tumbling(10));
+        Send(engine, 1);
+        var error = Assert.Throws<ArgumentException>(() => new WindowEngine(
+            new WindowingDefinition(WindowSpec.Tumbling(20), CountAndSum), engine.State));
+        Assert.Contains("cannot change under existing state", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(WindowKind.Tumbling, 0, 0, 0, "window size must be > 0")]
+    [InlineData(WindowKind.Hopping, 10, 20, 0, "must not exceed the window size")]
+    [InlineData(WindowKind.Hopping, 10, 0, 0, "window slide must be > 0")]
+    [InlineData(WindowKind.Session, 0, 0, 0, "session gap must be > 0")]
+    public void Definition_InvalidWindow_NamesTheProblem(WindowKind kind, long size, long slide, long gap, string problem)
+    {
+        var definition = new WindowingDefinition(new WindowSpec(kind, size, slide, gap, 0), CountAndSum);
+        var error = Assert.Throws<ArgumentException>(() => new WindowEngine(definition));
+        Assert.Contains(problem, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Definition_UnknownAggregation_ListsTheKnownOnes()
+    {
+        var definition = new WindowingDefinition(WindowSpec.Tumbling(10), [new AggregationSpec("median", "v")]);
+        var error = Assert.Throws<ArgumentException>(() => new WindowEngine(definition));
+        Assert.Contains("unknown aggregation function 'median'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("quantile", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CustomAggregator_RegisteredByName_RunsAndMergesInSessions()
+    {
+        var registry = new AggregatorRegistry().Register("range", new RangeAggregate());
+        var definition = new WindowingDefinition(WindowSpec.Session(10), [new AggregationSpec("range", "v")]);
+        var engine = new WindowEngine(definition, registry: registry);
+        var output = new List<WindowResult>();
+        engine.Process(100, [3.0], 0, output);
+        engine.Process(120, [10.0], 0, output);
+        engine.Process(110, [5.0], 0, output); // bridges the two sessions
+        engine.Process(500, [0.0], 0, output);
+        var merged = Assert.Single(output, r => r.Kind == ResultKind.Final && r.Start == 100);
+        Assert.Equal(7.0, merged.Values[0]);
+    }
+
+    /// <summary>A custom aggregate for the test: max − min.</summary>
+    private sealed class RangeAggregate : IMergeableAggregate<RangeState>
+    {
+        public RangeState Create() => new();
+
+        public void Add(RangeState state, long eventTime, double value)
+        {
+            state.Min = Math.Min(state.Min, value);
+            state.Max = Math.Max(state.Max, value);
+        }
+
+        public void Merge(RangeState into, RangeState other)
+        {
+            into.Min = Math.Min(into.Min, other.Min);
+            into.Max = Math.Max(into.Max, other.Max);
+        }
+
+        public void Result(RangeState state, Span<double> output) => output[0] = state.Max - state.Min;
+    }
+
+    private sealed class RangeState
+    {
+        public double Min = double.PositiveInfinity;
+        public double Max = double.NegativeInfinity;
+    }
+}
