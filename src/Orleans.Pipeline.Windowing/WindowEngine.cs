@@ -262,7 +262,7 @@ public sealed class WindowEngine
         var windows = _state.Windows;
         var gap = _gap;
 
-        // First held session that ends (last event + gap) at or after the event: the only one it can extend on the left.
+        // The first held session that ends (last event + gap) at or after the event is the only one it can join first.
         int lo = 0, hi = windows.Count;
         while (lo < hi)
         {
@@ -271,11 +271,8 @@ public sealed class WindowEngine
             else hi = mid;
         }
 
-        var left = lo < windows.Count && windows[lo].Start - gap <= time ? lo : -1;
-        var rightIndex = left >= 0 ? lo + 1 : lo;
-        var right = rightIndex < windows.Count && windows[rightIndex].Start - gap <= time ? rightIndex : -1;
-
-        if (left < 0 && right < 0)
+        // It joins that session when at most the gap before its first event; it bridges to the next one likewise.
+        if (lo == windows.Count || windows[lo].Start - gap > time)
         {
             var end = time + gap;
             if (end + _lateness <= _state.Watermark) return false;
@@ -286,27 +283,20 @@ public sealed class WindowEngine
             return true;
         }
 
-        var target = left >= 0 ? left : right;
-        var session = windows[target];
+        var session = windows[lo];
+        var bridge = lo + 1 < windows.Count && windows[lo + 1].Start - gap <= time ? windows[lo + 1] : null;
         var first = Math.Min(session.Start, time);
-        var last = Math.Max(session.End - gap, time);
-        if (left >= 0 && right >= 0)
-        {
-            var other = windows[right];
-            last = Math.Max(last, other.End - gap);
-        }
-
-        if (first != session.Start || last + gap != session.End || right >= 0 && left >= 0)
+        var last = Math.Max(session.End - gap, Math.Max(time, bridge is null ? long.MinValue : bridge.End - gap));
+        if (bridge is not null || first != session.Start || last + gap != session.End)
         {
             // The session changes bounds: what was emitted under the old bounds is retracted.
             if (session.Revision > 0) Emit(session, ResultKind.Retraction, output);
-            if (left >= 0 && right >= 0)
+            if (bridge is not null)
             {
-                var other = windows[right];
-                if (other.Revision > 0) Emit(other, ResultKind.Retraction, output);
-                MergeInto(session, other);
-                windows.RemoveAt(right);
-                Return(other);
+                if (bridge.Revision > 0) Emit(bridge, ResultKind.Retraction, output);
+                MergeInto(session, bridge);
+                windows.RemoveAt(lo + 1);
+                Return(bridge);
             }
 
             session.Start = first;

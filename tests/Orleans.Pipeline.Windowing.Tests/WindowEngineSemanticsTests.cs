@@ -104,9 +104,7 @@ public sealed class WindowEngineSemanticsTests
     public void Session_EventsMoreThanGapApart_AreSeparateSessions()
     {
         var engine = Engine(WindowSpec.Session(10));
-        Send(engine, 100);
-        Send(engine, 111);
-        var fired = Send(engine, 300);
+        var fired = Send(engine, 100).Concat(Send(engine, 111)).Concat(Send(engine, 300));
         Assert.Equal([(100L, 110L), (111L, 121L)], fired.Select(r => (r.Start, r.End)));
     }
 
@@ -115,8 +113,7 @@ public sealed class WindowEngineSemanticsTests
     {
         var engine = Engine(WindowSpec.Session(10), lateness: 100);
         Send(engine, 100, value: 1);
-        Send(engine, 118, value: 2);
-        Assert.Equal(2, Send(engine, 200).Count); // both fired
+        Assert.Equal(2, Send(engine, 118, value: 2).Concat(Send(engine, 200)).Count()); // both fired
         var output = Send(engine, 109, value: 4); // 9 after the first session's event, 9 before the second's
         Assert.Equal(
             [(ResultKind.Retraction, 100L, 110L, 2), (ResultKind.Retraction, 118L, 128L, 2), (ResultKind.Final, 100L, 128L, 1)],
@@ -236,14 +233,16 @@ public sealed class WindowEngineSemanticsTests
     public void CustomAggregator_RegisteredByName_RunsAndMergesInSessions()
     {
         var registry = new AggregatorRegistry().Register("range", new RangeAggregate());
-        var definition = new WindowingDefinition(WindowSpec.Session(10), [new AggregationSpec("range", "v")]);
+        var definition = new WindowingDefinition(WindowSpec.Session(10), [new AggregationSpec("range", "v")], MaxOutOfOrdernessMs: 50);
         var engine = new WindowEngine(definition, registry: registry);
         var output = new List<WindowResult>();
         engine.Process(100, [3.0], 0, output);
         engine.Process(120, [10.0], 0, output);
         engine.Process(110, [5.0], 0, output); // bridges the two sessions
+        Assert.Empty(output);
         engine.Process(500, [0.0], 0, output);
-        var merged = Assert.Single(output, r => r.Kind == ResultKind.Final && r.Start == 100);
+        var merged = Assert.Single(output);
+        Assert.Equal((100L, 130L), (merged.Start, merged.End));
         Assert.Equal(7.0, merged.Values[0]);
     }
 

@@ -46,7 +46,7 @@ public sealed class ReferenceWindowing(WindowingDefinition definition)
     {
         var time = definition.TimeMode == TimeMode.ProcessingTime ? e.ProcessingTime : e.EventTime;
         _lastArrival = Math.Max(_lastArrival, e.ProcessingTime);
-        var candidate = new Accepted(_arrivals++, time, e.Values);
+        var candidate = new Accepted(_arrivals++, time, e.Values, []);
 
         if (Window.Kind == WindowKind.Session)
         {
@@ -84,6 +84,7 @@ public sealed class ReferenceWindowing(WindowingDefinition definition)
             }
 
             _accepted.Add(candidate);
+            candidate.Windows.AddRange(live);
             foreach (var (start, end) in live)
             {
                 if (_emissions.TryGetValue((start, end), out var current) && current.Fired)
@@ -162,7 +163,7 @@ public sealed class ReferenceWindowing(WindowingDefinition definition)
             yield break;
         }
 
-        var windows = _accepted.SelectMany(a => WindowsCovering(a.Time)).Distinct().OrderBy(w => w.Start).ToList();
+        var windows = _accepted.SelectMany(a => a.Windows).Distinct().OrderBy(w => w.Start).ToList();
         foreach (var (start, end) in windows)
             yield return (start, end, () => EventsIn(start, end));
     }
@@ -178,8 +179,9 @@ public sealed class ReferenceWindowing(WindowingDefinition definition)
         }
     }
 
+    /// <summary>The events applied to a fixed window: those that covered it and found it still kept.</summary>
     private List<Accepted> EventsIn(long start, long end) =>
-        _accepted.Where(a => a.Time >= start && a.Time < end).ToList();
+        _accepted.Where(a => a.Windows.Contains((start, end))).ToList();
 
     /// <summary>Sessions of the accepted events not frozen (plus <paramref name="extra"/>): sorted, split where two consecutive times differ by more than the gap.</summary>
     private List<Session> Sessions(Accepted? extra = null)
@@ -236,7 +238,8 @@ public sealed class ReferenceWindowing(WindowingDefinition definition)
             Quantiles: [Quantile(0.5), Quantile(0.9), Quantile(1.0)]);
     }
 
-    private sealed record Accepted(int Arrival, long Time, double[] Values);
+    /// <summary>An accepted event and, for fixed windows, the windows it was applied to (not those already dropped).</summary>
+    private sealed record Accepted(int Arrival, long Time, double[] Values, List<(long Start, long End)> Windows);
 
     /// <summary>A session: its events in time order, and its bounds [first, last + gap).</summary>
     private sealed record Session(List<Accepted> Events, long Gap)
