@@ -1,0 +1,43 @@
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Aggregation;
+
+namespace Orleans.Pipeline;
+
+/// <summary>
+/// A named pipeline: how its events are keyed and timed, and how they are windowed and aggregated.
+/// </summary>
+/// <param name="Name">Unique name (see <see cref="PipelineNames.PipelineNamePattern"/>).</param>
+/// <param name="Windowing">Windows, clock, watermark, lateness, early firing and aggregations.</param>
+/// <param name="KeyField">Name of the key in a JSON/schemaless event (default <c>key</c>).</param>
+/// <param name="TimeField">Name of the event time in a JSON/schemaless event (default <c>time</c>).</param>
+/// <param name="ClosedWindowsKept">How many closed windows each key keeps queryable.</param>
+[GenerateSerializer, Immutable, Alias("pipeline.pipeline-definition")]
+public sealed record PipelineDefinition(
+    [property: Id(0)] string Name,
+    [property: Id(1)] WindowingDefinition Windowing,
+    [property: Id(2)] string KeyField = "key",
+    [property: Id(3)] string TimeField = "time",
+    [property: Id(4)] int ClosedWindowsKept = 16)
+{
+    /// <summary>Returns every problem with this definition, each prefixed with the pipeline's name.</summary>
+    public IEnumerable<string> Validate(AggregatorRegistry? registry = null)
+    {
+        if (string.IsNullOrEmpty(Name) || !PipelineNames.PipelineNamePattern().IsMatch(Name))
+            yield return $"pipeline '{Name}': name must match {PipelineNames.PipelineNamePattern()}";
+        if (Windowing is null)
+        {
+            yield return $"pipeline '{Name}': windowing is missing";
+            yield break;
+        }
+
+        foreach (var problem in Windowing.Validate(registry)) yield return $"pipeline '{Name}': {problem}";
+        if (ClosedWindowsKept is < 0 or > 10_000) yield return $"pipeline '{Name}': closed windows kept must be in [0, 10000]";
+    }
+
+    /// <summary>Names of the result values, in order.</summary>
+    public IReadOnlyList<string> OutputNames(AggregatorRegistry? registry = null)
+    {
+        registry ??= AggregatorRegistry.Default;
+        return Windowing.Aggregations.SelectMany(a => registry.Create(a).OutputNames(a)).ToArray();
+    }
+}

@@ -1,0 +1,250 @@
+using System.Collections.Concurrent;
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Windowing.Tests.Reference;
+using Orleans.Runtime;
+
+namespace Orleans.Pipeline.Tests;
+
+/// <summary>
+/// Events published through the client SDK into an in-process cluster produce exactly the windows the brute-force
+/// reference computes, survive a restart of the cluster, and are applied once however often a batch is delivered.
+/// </summary>
+public sealed class EndToEndTests
+{
+    private const int SeedsPerKind = 6;
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    [Theory]
+    [InlineData(WindowKind.Tumbling)]
+    [InlineData(WindowKind.Hopping)]
+    [InlineData(WindowKind.Session)]
+    public async Task PublishedEvents_ProduceExactlyTheReferenceWindows_AndEachRevisionOnce(WindowKind kind)
+    {
+        await using var cluster = await PipelineCluster.StartAsync();
+        var definition = PipelineCluster.Pipelines.Single(p => p.Windowing.Window.Kind == kind);
+        await using var client = cluster.NewClient(new() { MaxBatchSize = 7 });
+        var collector = await ResultCollector.StartAsync(client, definition.Name);
+
+        var traces = Enumerable.Range(1, SeedsPerKind).Select(seed => (Key: $"seed-{seed}", Events: Events(seed, kind))).ToList();
+        await Task.WhenAll(traces.Select(async t =>
+        {
+            foreach (var e in t.Events) await client.PublishAsync(definition.Name, ToEvent(t.Key, e));
+        }));
+        await client.FlushAsync();
+
+        foreach (var (key, events) in traces)
+        {
+            var (expected, late) = Expected(definition, events);
+            await WaitAppliedAsync(client, definition.Name, key, events.Count);
+            var windows = await client.QueryAsync(definition.Name, key);
+            Assert.Equal(late, windows.LateEvents);
+            await collector.WaitForAsync(key, expected);
+            collector.AssertEachRevisionOnceInOrder(key);
+        }
+    }
+
+    [Fact]
+    public async Task RestartOnTheSameDatabase_ContinuesTheWindows_AndFinalResultsAreExact()
+    {
+        var definition = PipelineCluster.Pipelines.Single(p => p.Name == "tumbling");
+        var events = Events(77, WindowKind.Tumbling);
+        var half = events.Count / 2;
+        var collected = new ConcurrentQueue<ResultBatch>();
+        string databasePath;
+
+        await using (var first = await PipelineCluster.StartAsync())
+        {
+            databasePath = first.DatabasePath;
+            await using var client = first.NewClient();
+            await using var subscription = await client.SubscribeAsync(definition.Name, b => { collected.Enqueue(b); return Task.CompletedTask; });
+            foreach (var e in events.Take(half)) await client.PublishAsync(definition.Name, ToEvent("restart", e));
+            await client.FlushAsync();
+            await WaitAppliedAsync(client, definition.Name, "restart", half);
+            await WaitUntilAsync(() => Task.FromResult(!collected.IsEmpty), "results before the restart");
+        }
+
+        await using var second = await PipelineCluster.StartAsync(databasePath);
+        await using var client2 = second.NewClient();
+        var collector = await ResultCollector.StartAsync(client2, definition.Name);
+        foreach (var batch in collected) collector.Add(batch);
+        foreach (var e in events.Skip(half)) await client2.PublishAsync(definition.Name, ToEvent("restart", e));
+        await client2.FlushAsync();
+
+        await WaitAppliedAsync(client2, definition.Name, "restart", events.Count);
+        var (expected, late) = Expected(definition, events);
+        Assert.Equal(late, (await client2.QueryAsync(definition.Name, "restart")).LateEvents);
+        await collector.WaitForAsync("restart", expected);
+    }
+
+    [Fact]
+    public async Task TheSameBatchDeliveredTwice_IsAppliedOnce()
+    {
+        await using var cluster = await PipelineCluster.StartAsync();
+        var stream = cluster.Client.GetStreamProvider(PipelineNames.StreamProvider)
+            .GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey("tumbling", "dup")));
+        var fields = PipelineCluster.Pipelines[0].Windowing.Fields.ToArray();
+        var batch = new EventBatch("dup", Guid.NewGuid(), 1, fields, [1, 2, 3], [1, 2, 3, 4, 5, 6], 0);
+
+        await stream.OnNextAsync(batch);
+        await stream.OnNextAsync(batch); // a client retry after a lost acknowledgement
+        await stream.OnNextAsync(batch with { Sequence = 2, Times = [4] , Values = [7, 8] });
+
+        var grain = cluster.Client.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey("tumbling", "dup"));
+        await WaitUntilAsync(async () => (await grain.GetWindowsAsync()).AppliedEvents == 4, "4 applied events");
+        var windows = await grain.GetWindowsAsync();
+        Assert.Equal(1, windows.DuplicateBatches);
+        Assert.Equal(4, Assert.Single(windows.Open).EventCount);
+    }
+
+    [Fact]
+    public async Task BadInput_IsRefusedWithTheProblemNamed_AndEarlierEventsAreKept()
+    {
+        await using var cluster = await PipelineCluster.StartAsync();
+        await using var client = cluster.NewClient();
+        var good = new PipelineEvent("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 });
+        await client.PublishAsync("tumbling", good);
+
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => client.PublishAsync("payments", good));
+        Assert.Contains("unknown pipeline 'payments'", unknown.Message, StringComparison.Ordinal);
+        var noKey = await Assert.ThrowsAsync<ArgumentException>(() => client.PublishAsync("tumbling", good with { Key = "" }));
+        Assert.Contains("event key is missing", noKey.Message, StringComparison.Ordinal);
+        var nan = await Assert.ThrowsAsync<ArgumentException>(() => client.PublishAsync("tumbling", good with { Fields = new Dictionary<string, double> { ["a"] = double.NaN, ["b"] = 1 } }));
+        Assert.Contains("field 'a' is NaN", nan.Message, StringComparison.Ordinal);
+        var missing = await Assert.ThrowsAsync<ArgumentException>(() => client.PublishAsync("tumbling", good with { Fields = new Dictionary<string, double> { ["a"] = 1 } }));
+        Assert.Contains("field 'b' is missing", missing.Message, StringComparison.Ordinal);
+        var time = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.PublishAsync("tumbling", good with { TimeMs = -1 }));
+        Assert.Contains("event time -1 is outside", time.Message, StringComparison.Ordinal);
+
+        await client.FlushAsync();
+        await WaitAppliedAsync(client, "tumbling", "k", 1);
+        Assert.Equal(1, (await client.QueryAsync("tumbling", "k")).Open.Single().EventCount);
+    }
+
+    /// <summary>The events of a generated trace, with missing values given (the SDK refuses missing fields).</summary>
+    private static List<EventStep> Events(int seed, WindowKind kind) =>
+        TraceGenerator.Generate(seed, kind).Steps.OfType<EventStep>()
+            .Select(e => e with { Values = e.Values.Select(v => double.IsNaN(v) ? 0 : v).ToArray() })
+            .ToList();
+
+    private static PipelineEvent ToEvent(string key, EventStep e) =>
+        new(key, e.EventTime, new Dictionary<string, double> { ["a"] = e.Values[0], ["b"] = e.Values[1] });
+
+    /// <summary>The reference's results folded into what a consumer holds: the latest revision per window, retractions removed.</summary>
+    private static (Dictionary<(long, long), ReferenceResult> View, long Late) Expected(PipelineDefinition definition, List<EventStep> events)
+    {
+        var reference = new ReferenceWindowing(definition.Windowing);
+        var view = new Dictionary<(long, long), ReferenceResult>();
+        foreach (var e in events)
+        {
+            foreach (var r in reference.Step(e).Results)
+            {
+                if (r.Kind == ResultKind.Retraction) view.Remove((r.Start, r.End));
+                else view[(r.Start, r.End)] = r;
+            }
+        }
+
+        return (view, reference.LateEvents);
+    }
+
+    private static Task WaitAppliedAsync(Client.PipelineClient client, string pipeline, string key, int events) =>
+        WaitUntilAsync(async () =>
+        {
+            var windows = await client.QueryAsync(pipeline, key);
+            return windows.AppliedEvents + windows.LateEvents == events;
+        }, $"{events} events of '{key}' applied");
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"not reached within {Deadline}: {what}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Collects a pipeline's results per key, as a consumer would upsert them.</summary>
+    private sealed class ResultCollector
+    {
+        private readonly ConcurrentDictionary<string, List<WindowResult>> _byKey = new();
+
+        public static async Task<ResultCollector> StartAsync(Client.PipelineClient client, string pipeline)
+        {
+            var collector = new ResultCollector();
+            await client.SubscribeAsync(pipeline, batch =>
+            {
+                collector.Add(batch);
+                return Task.CompletedTask;
+            });
+            return collector;
+        }
+
+        public void Add(ResultBatch batch)
+        {
+            var list = _byKey.GetOrAdd(batch.Key, _ => []);
+            lock (list) list.AddRange(batch.Results);
+        }
+
+        private Dictionary<(long, long), WindowResult> View(string key)
+        {
+            var view = new Dictionary<(long, long), WindowResult>();
+            if (!_byKey.TryGetValue(key, out var list)) return view;
+            lock (list)
+            {
+                foreach (var r in list.Where(r => r.Kind != ResultKind.Partial))
+                {
+                    if (r.Kind == ResultKind.Retraction) view.Remove((r.Start, r.End));
+                    else view[(r.Start, r.End)] = r;
+                }
+            }
+
+            return view;
+        }
+
+        public async Task WaitForAsync(string key, Dictionary<(long, long), ReferenceResult> expected)
+        {
+            string? difference = null;
+            try
+            {
+                await WaitUntilAsync(() => Task.FromResult((difference = Difference(View(key), expected)) is null), $"results of '{key}'");
+            }
+            catch (TimeoutException)
+            {
+                Assert.Fail($"results of '{key}' differ from the reference: {difference}");
+            }
+        }
+
+        public void AssertEachRevisionOnceInOrder(string key)
+        {
+            var list = _byKey.GetValueOrDefault(key) ?? [];
+            lock (list)
+            {
+                foreach (var window in list.GroupBy(r => (r.Start, r.End)))
+                {
+                    var revisions = window.Select(r => r.Revision).ToList();
+                    Assert.True(revisions.SequenceEqual(revisions.Order()) && revisions.Distinct().Count() == revisions.Count,
+                        $"window [{window.Key.Start}, {window.Key.End}) of '{key}' arrived with revisions {string.Join(", ", revisions)}");
+                }
+            }
+        }
+
+        private static string? Difference(Dictionary<(long, long), WindowResult> actual, Dictionary<(long, long), ReferenceResult> expected)
+        {
+            if (actual.Count != expected.Count)
+                return $"{actual.Count} windows, reference {expected.Count}: [{string.Join(", ", actual.Keys.Order())}] vs [{string.Join(", ", expected.Keys.Order())}]";
+            foreach (var (window, e) in expected)
+            {
+                if (!actual.TryGetValue(window, out var a)) return $"window {window} missing";
+                if (a.Revision != e.Revision || a.EventCount != e.EventCount || a.Kind != e.Kind)
+                    return $"window {window}: {a}, reference {e}";
+                for (var v = 0; v < e.Values.Exact.Length; v++)
+                    if (!a.Values[v].Equals(e.Values.Exact[v])) return $"window {window}: value {v} {a.Values[v]}, reference {e.Values.Exact[v]}";
+                if (Math.Abs(a.Values[e.Values.Exact.Length] - e.Values.Distinct) > 4 * HyperLogLogSketch.StandardError * e.Values.Distinct)
+                    return $"window {window}: distinct {a.Values[e.Values.Exact.Length]}, reference {e.Values.Distinct}";
+            }
+
+            return null;
+        }
+    }
+}
