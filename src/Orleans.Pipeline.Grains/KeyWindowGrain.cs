@@ -15,6 +15,7 @@ namespace Orleans.Pipeline.Grains;
 internal sealed partial class KeyWindowGrain(
     [PersistentState(KeyWindowGrain.StateName, PipelineStorage.StateStorage)] IPersistentState<KeyGrainState> state,
     PipelineCatalog catalog,
+    KeyGrainOptions options,
     TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IStreamSubscriptionObserver, IAsyncObserver<EventBatch>
@@ -33,6 +34,8 @@ internal sealed partial class KeyWindowGrain(
     private IAsyncStream<ResultBatch>? _results;
     private IGrainTimer? _timer;
     private double[] _row = [];
+    private bool _unsaved;
+    private long _lastWriteTimestamp;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -50,7 +53,19 @@ internal sealed partial class KeyWindowGrain(
         _results = this.GetStreamProvider(PipelineNames.StreamProvider)
             .GetStream<ResultBatch>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
         UpdateTimer();
+        if (options.StateWriteInterval > TimeSpan.Zero)
+        {
+            this.RegisterGrainTimer(
+                _ => _unsaved ? WriteStateAsync() : Task.CompletedTask,
+                new GrainTimerCreationOptions(options.StateWriteInterval, options.StateWriteInterval) { KeepAlive = false });
+        }
+
         return Task.CompletedTask;
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_unsaved) await WriteStateAsync();
     }
 
     public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
@@ -121,9 +136,22 @@ internal sealed partial class KeyWindowGrain(
     private async Task CommitAndPublishAsync(List<LateEvent>? late)
     {
         RememberClosed();
+        _unsaved = true;
+        if (options.StateWriteInterval <= TimeSpan.Zero || time.GetElapsedTime(_lastWriteTimestamp) >= options.StateWriteInterval)
+            await WriteStateAsync();
+
+        if (_output.Count > 0 || late is not null)
+            await _results!.OnNextAsync(new ResultBatch(_pipeline, _key, _output.ToArray(), late?.ToArray() ?? []));
+        UpdateTimer();
+    }
+
+    private async Task WriteStateAsync()
+    {
         try
         {
             await state.WriteStateAsync();
+            _unsaved = false;
+            _lastWriteTimestamp = time.GetTimestamp();
         }
         catch
         {
@@ -131,10 +159,6 @@ internal sealed partial class KeyWindowGrain(
             DeactivateOnIdle();
             throw;
         }
-
-        if (_output.Count > 0 || late is not null)
-            await _results!.OnNextAsync(new ResultBatch(_pipeline, _key, _output.ToArray(), late?.ToArray() ?? []));
-        UpdateTimer();
     }
 
     private async Task OnTimerAsync(CancellationToken cancellationToken)

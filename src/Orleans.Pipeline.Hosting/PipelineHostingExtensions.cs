@@ -21,6 +21,12 @@ public sealed class PipelineSiloOptions
     /// <summary>Embedded mode: the SQLite file that keeps grain state across restarts.</summary>
     public string DatabasePath { get; set; } = Path.Combine("data", "pipeline.db");
 
+    /// <summary>
+    /// How often a key grain writes its state at most (see <see cref="KeyGrainOptions.StateWriteInterval"/>); zero
+    /// writes after every batch. Embedded default: 1 second.
+    /// </summary>
+    public TimeSpan StateWriteInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Stream queues (memory streams in embedded mode).</summary>
     public int StreamQueues { get; set; } = 8;
 }
@@ -42,6 +48,7 @@ public static class PipelineHostingExtensions
 
         silo.Services.AddSingleton(catalog);
         silo.Services.AddSingleton(TimeProvider.System);
+        silo.Services.AddSingleton(new KeyGrainOptions { StateWriteInterval = options.StateWriteInterval });
         silo.AddAdoNetGrainStorage(PipelineStorage.StateStorage, (OptionsBuilder<AdoNetGrainStorageOptions> builder) =>
             builder.Configure<Serializer>((o, serializer) =>
             {
