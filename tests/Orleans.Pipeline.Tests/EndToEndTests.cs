@@ -121,6 +121,36 @@ public sealed class EndToEndTests
         Assert.Equal(1, (await client.QueryAsync("tumbling", "k")).Open.Single().EventCount);
     }
 
+    [Fact]
+    public async Task TypedRecords_PublishedThroughSelectors_ArriveAsAnAsyncStreamOfResults()
+    {
+        await using var cluster = await PipelineCluster.StartAsync();
+        await using var client = cluster.NewClient();
+        using var cancel = new CancellationTokenSource(Deadline);
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var batch in client.ReadResultsAsync("tumbling", cancellationToken: cancel.Token))
+                if (batch.Key == "typed" && batch.Results.Any(r => r.Kind == ResultKind.Final))
+                    return batch.Results.First(r => r.Kind == ResultKind.Final);
+            return null;
+        });
+
+        var publisher = client.For<Reading>("tumbling", r => r.Sensor, r => r.At, ("a", r => r.Value), ("b", r => r.Value * 2));
+        var epoch = DateTimeOffset.FromUnixTimeMilliseconds(0);
+        // The reader subscribes on its first MoveNextAsync: publish until the first window's result reaches it.
+        for (var i = 0; !reading.IsCompleted && i < 1_000; i++)
+        {
+            await publisher.PublishAsync(new Reading("typed", epoch.AddMilliseconds(i), 1));
+            await client.FlushAsync();
+        }
+
+        var final = await reading;
+        Assert.NotNull(final);
+        Assert.Equal((10L, 10.0, 20.0), (final.End - final.Start, final.Values[2], final.EventCount * 2.0));
+    }
+
+    private sealed record Reading(string Sensor, DateTimeOffset At, double Value);
+
     /// <summary>The events of a generated trace, with missing values given (the SDK refuses missing fields).</summary>
     private static List<EventStep> Events(int seed, WindowKind kind) =>
         TraceGenerator.Generate(seed, kind).Steps.OfType<EventStep>()
