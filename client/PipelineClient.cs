@@ -47,6 +47,7 @@ public sealed class PipelineClient : IAsyncDisposable
     private readonly ConcurrentQueue<Exception> _failures = new();
     private readonly ITimer _linger;
     private Dictionary<string, PipelineDefinition>? _pipelines;
+    private Dictionary<string, string[]> _fields = [];
     private long _sequence;
 
     public PipelineClient(IClusterClient cluster, PipelineClientOptions? options = null, TimeProvider? time = null)
@@ -74,6 +75,8 @@ public sealed class PipelineClient : IAsyncDisposable
     {
         if (_pipelines is { } known) return known;
         var all = await _cluster.GetGrain<IPipelineCatalogGrain>(0).GetPipelinesAsync();
+        // Derived once: WindowingDefinition.Fields is computed on each access, too slow for every published event.
+        _fields = all.ToDictionary(p => p.Name, p => p.Windowing.Fields.ToArray(), StringComparer.Ordinal);
         return _pipelines = all.ToDictionary(p => p.Name, StringComparer.Ordinal);
     }
 
@@ -85,14 +88,14 @@ public sealed class PipelineClient : IAsyncDisposable
     public async Task PublishAsync(string pipeline, PipelineEvent item, CancellationToken cancellationToken = default)
     {
         var definition = await FindAsync(pipeline);
-        var fields = definition.Windowing.Fields;
+        var fields = _fields[definition.Name];
         var row = Validate(definition, fields, item);
 
         KeyBuffer? full = null;
         lock (_gate)
         {
             if (!_buffers.TryGetValue((pipeline, item.Key), out var buffer))
-                _buffers[(pipeline, item.Key)] = buffer = new KeyBuffer(pipeline, item.Key, fields.ToArray());
+                _buffers[(pipeline, item.Key)] = buffer = new KeyBuffer(pipeline, item.Key, fields);
             buffer.Add(item.TimeMs, row, _time.GetTimestamp());
             if (buffer.Count >= _options.MaxBatchSize) full = buffer;
         }
