@@ -40,6 +40,7 @@ public sealed class PipelineClient : IAsyncDisposable
     private readonly PipelineClientOptions _options;
     private readonly TimeProvider _time;
     private readonly IStreamProvider _streams;
+    private readonly IStreamProvider _resultStreams;
     private readonly SemaphoreSlim _inFlight;
     private readonly Lock _gate = new();
     private readonly Dictionary<(string Pipeline, string Key), KeyBuffer> _buffers = [];
@@ -48,7 +49,6 @@ public sealed class PipelineClient : IAsyncDisposable
     private readonly ITimer _linger;
     private Dictionary<string, PipelineDefinition>? _pipelines;
     private Dictionary<string, string[]> _fields = [];
-    private long _sequence;
 
     public PipelineClient(IClusterClient cluster, PipelineClientOptions? options = null, TimeProvider? time = null)
     {
@@ -58,6 +58,7 @@ public sealed class PipelineClient : IAsyncDisposable
             throw new ArgumentException("batch size, in-flight batches and attempts must be > 0", nameof(options));
         _time = time ?? TimeProvider.System;
         _streams = cluster.GetStreamProvider(PipelineNames.StreamProvider);
+        _resultStreams = cluster.GetStreamProvider(PipelineNames.ResultsStreamProvider);
         _inFlight = new SemaphoreSlim(_options.MaxInFlightBatches, _options.MaxInFlightBatches);
         _linger = _time.CreateTimer(_ => SendLingering(), null, _options.Linger, _options.Linger);
     }
@@ -140,7 +141,7 @@ public sealed class PipelineClient : IAsyncDisposable
     public async Task<IAsyncDisposable> SubscribeAsync(string pipeline, Func<ResultBatch, Task> onBatch)
     {
         await FindAsync(pipeline);
-        var stream = _streams.GetStream<ResultBatch>(StreamId.Create(PipelineNames.ResultsNamespace, pipeline));
+        var stream = _resultStreams.GetStream<ResultBatch>(StreamId.Create(PipelineNames.ResultsNamespace, pipeline));
         var handle = await stream.SubscribeAsync((batch, _) => onBatch(batch));
         return new Subscription(handle);
     }
@@ -228,11 +229,12 @@ public sealed class PipelineClient : IAsyncDisposable
     {
         try
         {
-            // One batch of a key at a time, numbered when its turn comes: the grain sees sequences in order.
+            // One batch of a key at a time, numbered 1, 2, 3, … per key when its turn comes: the key's grain applies
+            // them in this order, holding one that arrives ahead of a gap until the gap fills.
             await buffer.SendLock.WaitAsync();
             try
             {
-                var batch = new EventBatch(buffer.Key, ProducerId, Interlocked.Increment(ref _sequence), buffer.Fields,
+                var batch = new EventBatch(buffer.Key, ProducerId, ++buffer.LastSequence, buffer.Fields,
                     pending.Times, pending.Values, _time.GetUtcNow().ToUnixTimeMilliseconds());
                 var stream = _streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey(buffer.Pipeline, buffer.Key)));
                 var delay = _options.RetryDelay;
@@ -278,6 +280,9 @@ public sealed class PipelineClient : IAsyncDisposable
         public string Key { get; } = key;
         public string[] Fields { get; } = fields;
         public SemaphoreSlim SendLock { get; } = new(1, 1);
+
+        /// <summary>The sequence of the key's last batch (under <see cref="SendLock"/>).</summary>
+        public long LastSequence { get; set; }
         public long FirstAddedAt { get; private set; }
         public int Count => _times.Count;
 

@@ -9,6 +9,7 @@ public static class PipelineClientBuilderExtensions
     public static IClientBuilder AddPipelineClient(this IClientBuilder client, int streamQueues = 8)
     {
         client.AddMemoryStreams(PipelineNames.StreamProvider, streams => streams.ConfigurePartitioning(streamQueues));
+        client.AddMemoryStreams(PipelineNames.ResultsStreamProvider, streams => streams.ConfigurePartitioning(streamQueues));
         return client;
     }
 }

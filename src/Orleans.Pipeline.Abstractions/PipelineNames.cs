@@ -5,8 +5,14 @@ namespace Orleans.Pipeline;
 /// <summary>How pipelines, keys and streams are named.</summary>
 public static partial class PipelineNames
 {
-    /// <summary>The stream provider every pipeline uses.</summary>
+    /// <summary>The stream provider of the input events (durable in cluster mode).</summary>
     public const string StreamProvider = "pipeline";
+
+    /// <summary>
+    /// The stream provider of the live results feed: best effort, in memory in both modes. The durable record of
+    /// results is the key's state (embedded) or the results table (cluster mode).
+    /// </summary>
+    public const string ResultsStreamProvider = "pipeline-results";
 
     /// <summary>Namespace of the input streams; the stream key is <c>pipeline/key</c>.</summary>
     public const string EventsNamespace = "pipeline.events";

@@ -10,4 +10,16 @@ public sealed class KeyGrainOptions
     /// in-flight events on a crash anyway, and one SQLite write per batch would cap throughput.
     /// </summary>
     public TimeSpan StateWriteInterval { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// How long a batch that arrived ahead of a gap in its producer's sequence waits for the missing batches. A
+    /// durable stream redelivers a batch leased by a silo that died only after its visibility timeout, possibly
+    /// after later batches of the same key: waiting keeps each producer's events in the order it sent them. When
+    /// the wait runs out the held batches are applied and the missing ones recorded as dead letters (and still
+    /// applied, once, if they arrive later).
+    /// </summary>
+    public TimeSpan SequenceGapTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Events held behind gaps per key at most; beyond it the gaps are given up at once.</summary>
+    public int MaxPendingEvents { get; set; } = 100_000;
 }

@@ -9,7 +9,10 @@ internal sealed class KeyGrainState
     /// <summary>The windowing engine's state; null before the first event.</summary>
     [Id(0)] public WindowState? Engine { get; set; }
 
-    /// <summary>Highest batch sequence applied per producer; a batch at or below it is a repeat.</summary>
+    /// <summary>
+    /// Per producer, the sequence up to which every batch has been applied (or given up as missing); a batch at or
+    /// below it is a repeat unless it is in <see cref="Skipped"/>.
+    /// </summary>
     [Id(1)] public Dictionary<Guid, long> LastSequence { get; set; } = [];
 
     /// <summary>Recent final results and updates, newest last.</summary>
@@ -23,4 +26,14 @@ internal sealed class KeyGrainState
 
     /// <summary>Producers in the order they last sent, oldest first, to bound <see cref="LastSequence"/>.</summary>
     [Id(5)] public List<Guid> ProducerOrder { get; set; } = [];
+
+    /// <summary>Batches that arrived ahead of a gap in their producer's sequence, held until the gap fills.</summary>
+    [Id(6)] public List<PendingBatch> Pending { get; set; } = [];
+
+    /// <summary>Per producer, sequences given up as missing; applied if they turn up after all.</summary>
+    [Id(7)] public Dictionary<Guid, List<long>> Skipped { get; set; } = [];
 }
+
+/// <summary>A batch held behind a sequence gap, and when it arrived (Unix milliseconds).</summary>
+[GenerateSerializer, Immutable, Alias("pipeline.pending-batch")]
+internal sealed record PendingBatch([property: Id(0)] EventBatch Batch, [property: Id(1)] long ArrivedAtMs);

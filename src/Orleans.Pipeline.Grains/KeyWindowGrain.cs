@@ -7,15 +7,18 @@ using Orleans.Streams.Core;
 namespace Orleans.Pipeline.Grains;
 
 /// <summary>
-/// One (pipeline, key): activated by its input stream, it drops repeated batches, runs the windowing engine, writes
-/// its state (engine, dedupe marks, recent results) in one write per batch, and then publishes what fired to the
-/// pipeline's output stream. A timer advances processing time while the key holds windows (idle keys, early firing).
+/// One (pipeline, key): activated by its input stream. It applies each producer's batches exactly once and in the
+/// order the producer sent them (holding a batch that arrives ahead of a gap until the gap fills), runs the windowing
+/// engine, records what fired in the <see cref="IResultSink"/>, writes its state (engine, sequence marks, held batches,
+/// recent results) in one write, and then publishes what fired to the pipeline's live results stream. A timer
+/// advances processing time while the key holds windows (idle keys, early firing).
 /// </summary>
 [ImplicitStreamSubscription(PipelineNames.EventsNamespace)]
 internal sealed partial class KeyWindowGrain(
     [PersistentState(KeyWindowGrain.StateName, PipelineStorage.StateStorage)] IPersistentState<KeyGrainState> state,
     PipelineCatalog catalog,
     KeyGrainOptions options,
+    IResultSink sink,
     TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IStreamSubscriptionObserver, IAsyncObserver<EventBatch>
@@ -26,13 +29,19 @@ internal sealed partial class KeyWindowGrain(
     /// <summary>Producers remembered per key for dedupe; the first seen is forgotten first.</summary>
     internal const int MaxProducersPerKey = 1024;
 
+    /// <summary>Skipped sequences remembered per producer.</summary>
+    private const int MaxSkippedPerProducer = 1024;
+
     private readonly List<WindowResult> _output = [];
+    private readonly List<LateEventRecord> _late = [];
+    private readonly List<DeadLetter> _deadLetters = [];
     private string _pipeline = "";
     private string _key = "";
     private PipelineDefinition? _definition;
     private WindowEngine? _engine;
     private IAsyncStream<ResultBatch>? _results;
     private IGrainTimer? _timer;
+    private IGrainTimer? _gapTimer;
     private double[] _row = [];
     private bool _unsaved;
     private long _lastWriteTimestamp;
@@ -50,9 +59,9 @@ internal sealed partial class KeyWindowGrain(
         _engine = new WindowEngine(_definition.Windowing, state.State.Engine, catalog.Registry);
         state.State.Engine = _engine.State;
         _row = new double[_engine.Fields.Count];
-        _results = this.GetStreamProvider(PipelineNames.StreamProvider)
+        _results = this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
             .GetStream<ResultBatch>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
-        UpdateTimer();
+        UpdateTimers();
         if (options.StateWriteInterval > TimeSpan.Zero)
         {
             this.RegisterGrainTimer(
@@ -73,18 +82,17 @@ internal sealed partial class KeyWindowGrain(
 
     public async Task OnNextAsync(EventBatch batch, StreamSequenceToken? token = null)
     {
-        if (_engine is null) return; // unknown pipeline: logged at activation, nothing to apply
-        var current = state.State;
-        if (current.LastSequence.TryGetValue(batch.ProducerId, out var last) && batch.Sequence <= last)
+        ClearStep();
+        if (_engine is null)
         {
-            current.DuplicateBatches++;
+            // Not applied, but not lost without a trace either.
+            _deadLetters.Add(new DeadLetter(batch.ProducerId, batch.Sequence, -1, "unknown-pipeline",
+                $"this silo runs no pipeline '{_pipeline}'; {batch.Count} events not applied"));
+            await sink.WriteAsync(new SinkWrite(_pipeline, _key, [], [], _deadLetters.ToArray()));
             return;
         }
 
-        _output.Clear();
-        var late = Apply(batch);
-        RememberSequence(batch.ProducerId, batch.Sequence);
-        await CommitAndPublishAsync(late);
+        if (Accept(batch)) await CommitAsync();
     }
 
     public Task OnCompletedAsync() => Task.CompletedTask;
@@ -107,13 +115,95 @@ internal sealed partial class KeyWindowGrain(
             state.State.DuplicateBatches));
     }
 
-    private List<LateEvent>? Apply(EventBatch batch)
+    /// <summary>
+    /// Applies the batch if it is its producer's next one (and any held batches it unblocks), holds it if it is
+    /// ahead of a gap, drops it if it was applied before. Returns whether the state changed.
+    /// </summary>
+    private bool Accept(EventBatch batch)
+    {
+        var current = state.State;
+        var producer = batch.ProducerId;
+        var last = current.LastSequence.GetValueOrDefault(producer);
+        if (batch.Sequence <= last)
+        {
+            if (current.Skipped.TryGetValue(producer, out var skipped) && skipped.Remove(batch.Sequence))
+            {
+                // Given up as missing earlier, and here after all: applied once, out of its producer's order.
+                if (skipped.Count == 0) current.Skipped.Remove(producer);
+                Apply(batch);
+                return true;
+            }
+
+            current.DuplicateBatches++;
+            return false;
+        }
+
+        if (batch.Sequence == last + 1)
+        {
+            Apply(batch);
+            RememberSequence(producer, batch.Sequence);
+            ApplyHeld(producer);
+            return true;
+        }
+
+        if (current.Pending.Exists(p => p.Batch.ProducerId == producer && p.Batch.Sequence == batch.Sequence))
+        {
+            current.DuplicateBatches++;
+            return false;
+        }
+
+        current.Pending.Add(new PendingBatch(batch, time.GetUtcNow().ToUnixTimeMilliseconds()));
+        if (current.Pending.Sum(p => p.Batch.Count) > options.MaxPendingEvents)
+            SkipGaps($"more than {options.MaxPendingEvents} events were held behind sequence gaps");
+        return true;
+    }
+
+    /// <summary>Applies the producer's held batches that are now next in its sequence.</summary>
+    private void ApplyHeld(Guid producer)
+    {
+        var current = state.State;
+        while (true)
+        {
+            var last = current.LastSequence[producer];
+            current.Pending.RemoveAll(p => p.Batch.ProducerId == producer && p.Batch.Sequence <= last);
+            var next = current.Pending.FindIndex(p => p.Batch.ProducerId == producer && p.Batch.Sequence == last + 1);
+            if (next < 0) return;
+            var batch = current.Pending[next].Batch;
+            current.Pending.RemoveAt(next);
+            Apply(batch);
+            current.LastSequence[producer] = batch.Sequence;
+        }
+    }
+
+    /// <summary>Stops waiting for missing batches: records them as dead letters and applies what was held.</summary>
+    private void SkipGaps(string reason)
+    {
+        var current = state.State;
+        foreach (var producer in current.Pending.Select(p => p.Batch.ProducerId).Distinct().ToList())
+        {
+            var last = current.LastSequence.GetValueOrDefault(producer);
+            var first = current.Pending.Where(p => p.Batch.ProducerId == producer).Min(p => p.Batch.Sequence);
+            var skipped = current.Skipped.TryGetValue(producer, out var list) ? list : current.Skipped[producer] = [];
+            for (var missing = last + 1; missing < first; missing++)
+            {
+                if (skipped.Count < MaxSkippedPerProducer) skipped.Add(missing);
+                if (missing - last <= MaxSkippedPerProducer || missing == first - 1)
+                    _deadLetters.Add(new DeadLetter(producer, missing, -1, "sequence-gap", $"{reason}; batches {last + 1} to {first - 1} of this producer were skipped"));
+            }
+
+            if (skipped.Count == 0) current.Skipped.Remove(producer);
+            RememberSequence(producer, first - 1);
+            ApplyHeld(producer);
+            LogSkippedGap(_pipeline, _key, producer, last + 1, first - 1);
+        }
+    }
+
+    private void Apply(EventBatch batch)
     {
         var engine = _engine!;
         var map = FieldMap(batch.FieldNames, engine.Fields);
         var width = batch.FieldNames.Length;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        List<LateEvent>? late = null;
         for (var i = 0; i < batch.Times.Length; i++)
         {
             for (var f = 0; f < _row.Length; f++)
@@ -123,26 +213,56 @@ internal sealed partial class KeyWindowGrain(
             {
                 // Producers validate before publishing; a batch that bypassed that must not block the stream.
                 state.State.RejectedEvents++;
+                _deadLetters.Add(new DeadLetter(batch.ProducerId, batch.Sequence, i, "event-time-out-of-range",
+                    $"event time {batch.Times[i]} is outside [{EventTimeRange.MinMs}, {EventTimeRange.MaxMs}]"));
                 continue;
             }
 
             if (engine.Process(batch.Times[i], _row, now, _output) == EventOutcome.Late)
-                (late ??= []).Add(new LateEvent(batch.Times[i], (double[])_row.Clone(), engine.State.CurrentWatermark));
+            {
+                _late.Add(new LateEventRecord(batch.ProducerId, batch.Sequence, i,
+                    new LateEvent(batch.Times[i], (double[])_row.Clone(), engine.State.CurrentWatermark)));
+            }
         }
-
-        return late;
     }
 
-    private async Task CommitAndPublishAsync(List<LateEvent>? late)
+    /// <summary>Records the step's output, writes state (write-through or at the configured interval), publishes.</summary>
+    private async Task CommitAsync()
     {
         RememberClosed();
+        var write = new SinkWrite(_pipeline, _key, _output.ToArray(), _late.ToArray(), _deadLetters.ToArray());
+        if (!write.IsEmpty)
+        {
+            try
+            {
+                await sink.WriteAsync(write);
+            }
+            catch
+            {
+                // Memory is ahead of storage now: drop this activation so the redelivery starts from the stored state.
+                DeactivateOnIdle();
+                throw;
+            }
+        }
+
         _unsaved = true;
         if (options.StateWriteInterval <= TimeSpan.Zero || time.GetElapsedTime(_lastWriteTimestamp) >= options.StateWriteInterval)
             await WriteStateAsync();
 
-        if (_output.Count > 0 || late is not null)
-            await _results!.OnNextAsync(new ResultBatch(_pipeline, _key, _output.ToArray(), late?.ToArray() ?? []));
-        UpdateTimer();
+        if (write.Results.Count > 0 || write.LateEvents.Count > 0)
+        {
+            try
+            {
+                await _results!.OnNextAsync(new ResultBatch(_pipeline, _key, [.. write.Results], [.. write.LateEvents.Select(l => l.Event)]));
+            }
+            catch (Exception e)
+            {
+                // The live feed is best effort; state and the results sink already hold the step.
+                LogLivePublishFailed(e, _pipeline, _key);
+            }
+        }
+
+        UpdateTimers();
     }
 
     private async Task WriteStateAsync()
@@ -164,14 +284,33 @@ internal sealed partial class KeyWindowGrain(
     private async Task OnTimerAsync(CancellationToken cancellationToken)
     {
         if (_engine is null) return;
-        _output.Clear();
+        ClearStep();
         _engine.Advance(time.GetUtcNow().ToUnixTimeMilliseconds(), _output);
-        if (_output.Count > 0) await CommitAndPublishAsync(null);
-        else UpdateTimer();
+        if (_output.Count > 0) await CommitAsync();
+        else UpdateTimers();
     }
 
-    /// <summary>Keeps a timer (which keeps the grain active) exactly while the key holds windows that time must close.</summary>
-    private void UpdateTimer()
+    private async Task OnGapTimerAsync(CancellationToken cancellationToken)
+    {
+        var pending = state.State.Pending;
+        if (pending.Count == 0 || _engine is null)
+        {
+            UpdateTimers();
+            return;
+        }
+
+        var oldest = pending.Min(p => p.ArrivedAtMs);
+        if (time.GetUtcNow().ToUnixTimeMilliseconds() - oldest < (long)options.SequenceGapTimeout.TotalMilliseconds) return;
+        ClearStep();
+        SkipGaps($"the missing batches did not arrive within {options.SequenceGapTimeout.TotalSeconds:0.#} s");
+        await CommitAsync();
+    }
+
+    /// <summary>
+    /// Keeps a timer (which keeps the grain active) exactly while the key holds windows that time must close, and
+    /// another while batches wait behind a sequence gap.
+    /// </summary>
+    private void UpdateTimers()
     {
         var windowing = _definition!.Windowing;
         var needed = _engine!.State.WindowCount > 0 &&
@@ -187,6 +326,25 @@ internal sealed partial class KeyWindowGrain(
             _timer.Dispose();
             _timer = null;
         }
+
+        var waiting = state.State.Pending.Count > 0;
+        if (waiting && _gapTimer is null)
+        {
+            var period = TimeSpan.FromMilliseconds(Math.Clamp(options.SequenceGapTimeout.TotalMilliseconds / 4, 100, 10_000));
+            _gapTimer = this.RegisterGrainTimer(OnGapTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
+        }
+        else if (!waiting && _gapTimer is not null)
+        {
+            _gapTimer.Dispose();
+            _gapTimer = null;
+        }
+    }
+
+    private void ClearStep()
+    {
+        _output.Clear();
+        _late.Clear();
+        _deadLetters.Clear();
     }
 
     private void RememberSequence(Guid producer, long sequence)
@@ -198,6 +356,7 @@ internal sealed partial class KeyWindowGrain(
             if (current.ProducerOrder.Count > MaxProducersPerKey)
             {
                 current.LastSequence.Remove(current.ProducerOrder[0]);
+                current.Skipped.Remove(current.ProducerOrder[0]);
                 current.ProducerOrder.RemoveAt(0);
             }
         }
@@ -227,9 +386,15 @@ internal sealed partial class KeyWindowGrain(
         return map;
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Events arrived for unknown pipeline '{Pipeline}'; they are not applied")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Events arrived for unknown pipeline '{Pipeline}'; they are recorded as dead letters, not applied")]
     private partial void LogUnknownPipeline(string pipeline);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Stream delivery failed for pipeline '{Pipeline}', key '{Key}'")]
     private partial void LogStreamError(Exception exception, string pipeline, string key);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing live results failed for pipeline '{Pipeline}', key '{Key}'; they are in the key's state and results store")]
+    private partial void LogLivePublishFailed(Exception exception, string pipeline, string key);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline '{Pipeline}', key '{Key}': producer {Producer} batches {From} to {To} never arrived; later batches applied without them")]
+    private partial void LogSkippedGap(string pipeline, string key, Guid producer, long from, long to);
 }

@@ -49,6 +49,7 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton(catalog);
         silo.Services.AddSingleton(TimeProvider.System);
         silo.Services.AddSingleton(new KeyGrainOptions { StateWriteInterval = options.StateWriteInterval });
+        silo.Services.AddSingleton<IResultSink, NoResultSink>();
         silo.AddAdoNetGrainStorage(PipelineStorage.StateStorage, (OptionsBuilder<AdoNetGrainStorageOptions> builder) =>
             builder.Configure<Serializer>((o, serializer) =>
             {
@@ -62,6 +63,7 @@ public static class PipelineHostingExtensions
             streams.ConfigurePartitioning(options.StreamQueues);
             streams.ConfigurePullingAgent(agent => agent.Configure(o => o.MaxEventDeliveryTime = TimeSpan.FromSeconds(30)));
         });
+        silo.AddMemoryStreams(PipelineNames.ResultsStreamProvider, streams => streams.ConfigurePartitioning(options.StreamQueues));
         return silo;
     }
 }

@@ -1,0 +1,158 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+using Orleans.Pipeline.Grains;
+using Orleans.Pipeline.Windowing;
+
+namespace Orleans.Pipeline.PostgreSql;
+
+/// <summary>
+/// Cluster mode's results store: upserts every emitted window into <c>pipeline_window_results</c> (a row only moves
+/// forward in revision), and inserts late events and dead letters once each; one round trip, one transaction per
+/// grain step. Writing the same step twice (a redelivered batch) changes nothing.
+/// </summary>
+public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCatalog catalog) : IResultSink
+{
+    private const string UpsertResults = """
+        INSERT INTO pipeline_window_results AS r
+            (pipeline, key, window_start, window_end, revision, kind, event_count, watermark, output_values)
+        SELECT @pipeline, @key, t.s, t.e, t.rev, t.kind, t.n, t.w, t.v::jsonb
+        FROM unnest(@starts, @ends, @revisions, @kinds, @counts, @watermarks, @values) AS t(s, e, rev, kind, n, w, v)
+        ON CONFLICT (pipeline, key, window_start, window_end) DO UPDATE
+        SET revision = excluded.revision, kind = excluded.kind, event_count = excluded.event_count,
+            watermark = excluded.watermark, output_values = excluded.output_values,
+            change_id = nextval('pipeline_result_changes'), updated_at = now()
+        WHERE excluded.revision > r.revision
+        """;
+
+    private const string InsertLate = """
+        INSERT INTO pipeline_late_events
+            (pipeline, key, producer_id, batch_sequence, event_index, event_time, watermark, field_values)
+        SELECT @pipeline, @key, t.p, t.s, t.i, t.time, t.w, t.v::jsonb
+        FROM unnest(@producers, @sequences, @indexes, @times, @watermarks, @values) AS t(p, s, i, time, w, v)
+        ON CONFLICT DO NOTHING
+        """;
+
+    private const string InsertDeadLetters = """
+        INSERT INTO pipeline_dead_letters (pipeline, key, producer_id, batch_sequence, event_index, reason, detail)
+        SELECT @pipeline, @key, t.p, t.s, t.i, t.r, to_jsonb(t.d)
+        FROM unnest(@producers, @sequences, @indexes, @reasons, @details) AS t(p, s, i, r, d)
+        ON CONFLICT DO NOTHING
+        """;
+
+    private readonly Dictionary<string, string[]> _outputNames = catalog.All.ToDictionary(p => p.Name, p => p.OutputNames(catalog.Registry).ToArray(), StringComparer.Ordinal);
+    private readonly Dictionary<string, string[]> _fieldNames = catalog.All.ToDictionary(p => p.Name, p => p.Windowing.Fields.ToArray(), StringComparer.Ordinal);
+
+    /// <inheritdoc />
+    public async Task WriteAsync(SinkWrite write, CancellationToken cancellationToken = default)
+    {
+        if (write.IsEmpty) return;
+        await using var batch = dataSource.CreateBatch();
+        if (write.Results.Count > 0) batch.BatchCommands.Add(ResultsCommand(write));
+        if (write.LateEvents.Count > 0) batch.BatchCommands.Add(LateCommand(write));
+        if (write.DeadLetters.Count > 0) batch.BatchCommands.Add(DeadLetterCommand(write));
+        // One batch is one implicit transaction: the step's rows land together or not at all.
+        await batch.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Records the pipelines this silo runs (names of their values), for readers of the results table.</summary>
+    public async Task RegisterPipelinesAsync(CancellationToken cancellationToken = default)
+    {
+        await using var batch = dataSource.CreateBatch();
+        foreach (var pipeline in catalog.All)
+        {
+            var command = new NpgsqlBatchCommand("""
+                INSERT INTO pipeline_definitions (pipeline, output_names, definition) VALUES (@pipeline, @names, @definition::jsonb)
+                ON CONFLICT (pipeline) DO UPDATE SET output_names = excluded.output_names, definition = excluded.definition, updated_at = now()
+                """);
+            command.Parameters.AddWithValue("pipeline", pipeline.Name);
+            command.Parameters.AddWithValue("names", _outputNames[pipeline.Name]);
+            command.Parameters.AddWithValue("definition", JsonSerializer.Serialize(pipeline));
+            batch.BatchCommands.Add(command);
+        }
+
+        if (batch.BatchCommands.Count > 0) await batch.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private NpgsqlBatchCommand ResultsCommand(SinkWrite write)
+    {
+        // A step may emit one window more than once (early partial, then final): the last emission wins, and one
+        // INSERT … ON CONFLICT must not touch a row twice.
+        var latest = new Dictionary<(long, long), WindowResult>();
+        foreach (var result in write.Results)
+        {
+            if (!latest.TryGetValue((result.Start, result.End), out var held) || result.Revision > held.Revision)
+                latest[(result.Start, result.End)] = result;
+        }
+
+        var rows = latest.Values.ToArray();
+        var names = _outputNames.GetValueOrDefault(write.Pipeline) ?? [];
+        var command = new NpgsqlBatchCommand(UpsertResults);
+        command.Parameters.AddWithValue("pipeline", write.Pipeline);
+        command.Parameters.AddWithValue("key", write.Key);
+        command.Parameters.AddWithValue("starts", rows.Select(r => r.Start).ToArray());
+        command.Parameters.AddWithValue("ends", rows.Select(r => r.End).ToArray());
+        command.Parameters.AddWithValue("revisions", rows.Select(r => r.Revision).ToArray());
+        command.Parameters.AddWithValue("kinds", rows.Select(r => KindName(r.Kind)).ToArray());
+        command.Parameters.AddWithValue("counts", rows.Select(r => r.EventCount).ToArray());
+        command.Parameters.AddWithValue("watermarks", rows.Select(r => r.Watermark).ToArray());
+        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = rows.Select(r => Json(names, r.Values)).ToArray() });
+        return command;
+    }
+
+    private NpgsqlBatchCommand LateCommand(SinkWrite write)
+    {
+        var fields = _fieldNames.GetValueOrDefault(write.Pipeline) ?? [];
+        var late = write.LateEvents;
+        var command = new NpgsqlBatchCommand(InsertLate);
+        command.Parameters.AddWithValue("pipeline", write.Pipeline);
+        command.Parameters.AddWithValue("key", write.Key);
+        command.Parameters.AddWithValue("producers", late.Select(l => l.ProducerId).ToArray());
+        command.Parameters.AddWithValue("sequences", late.Select(l => l.Sequence).ToArray());
+        command.Parameters.AddWithValue("indexes", late.Select(l => l.Index).ToArray());
+        command.Parameters.AddWithValue("times", late.Select(l => l.Event.TimeMs).ToArray());
+        command.Parameters.AddWithValue("watermarks", late.Select(l => l.Event.Watermark).ToArray());
+        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = late.Select(l => Json(fields, l.Event.Values)).ToArray() });
+        return command;
+    }
+
+    private static NpgsqlBatchCommand DeadLetterCommand(SinkWrite write)
+    {
+        var letters = write.DeadLetters;
+        var command = new NpgsqlBatchCommand(InsertDeadLetters);
+        command.Parameters.AddWithValue("pipeline", write.Pipeline);
+        command.Parameters.AddWithValue("key", write.Key);
+        command.Parameters.AddWithValue("producers", letters.Select(l => l.ProducerId).ToArray());
+        command.Parameters.AddWithValue("sequences", letters.Select(l => l.Sequence).ToArray());
+        command.Parameters.AddWithValue("indexes", letters.Select(l => l.Index).ToArray());
+        command.Parameters.AddWithValue("reasons", letters.Select(l => l.Reason).ToArray());
+        command.Parameters.Add(new NpgsqlParameter("details", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = letters.Select(l => l.Detail).ToArray() });
+        return command;
+    }
+
+    /// <summary>The kind as the table spells it.</summary>
+    public static string KindName(ResultKind kind) => kind switch
+    {
+        ResultKind.Partial => "partial",
+        ResultKind.Final => "final",
+        ResultKind.Update => "update",
+        ResultKind.Retraction => "retraction",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+    };
+
+    /// <summary>A JSON object of name → value; NaN (no value) is null; numbers round-trip exactly.</summary>
+    private static string Json(string[] names, double[] values)
+    {
+        var json = new StringBuilder("{");
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (i > 0) json.Append(',');
+            json.Append(JsonSerializer.Serialize(i < names.Length ? names[i] : $"v{i}")).Append(':');
+            json.Append(double.IsFinite(values[i]) ? values[i].ToString("R", CultureInfo.InvariantCulture) : "null");
+        }
+
+        return json.Append('}').ToString();
+    }
+}
