@@ -70,3 +70,14 @@ CREATE TABLE pipeline_definitions (
     definition   jsonb       NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- Every dead letter in one place: the pipeline's own, and stream messages the stream provider gave up on (their
+-- payload is a serialized batch; the silo's 'dead-letters' command decodes them).
+CREATE VIEW pipeline_all_dead_letters AS
+SELECT 'pipeline' AS source, pipeline, key, producer_id::text AS producer, batch_sequence, event_index, reason,
+       detail::text AS detail, recorded_at
+FROM pipeline_dead_letters
+UNION ALL
+SELECT 'stream', NULL, NULL, NULL, message_id, -1, reason,
+       format('queue %s, %s lease(s), enqueued %s', queue_id, dequeued, created_on), dead_on
+FROM orleans_stream_dead_letters;

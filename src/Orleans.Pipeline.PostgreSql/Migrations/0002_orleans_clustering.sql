@@ -1,0 +1,103 @@
+-- Step 2: cluster membership, for the Orleans ADO.NET clustering provider (silos and clients).
+--
+-- Contract: @DeploymentId is the cluster id; a silo is (@Address, @Port, @Generation). The whole table has one
+-- version per deployment (orleans_membership_version): every read returns it as "Version" on every row (one row
+-- with NULL StartTime when there are no members); an insert or update succeeds only if the version still equals
+-- the @Version the silo read, and bumps it in the same statement. Heartbeats (IAmAlive) leave the version alone.
+
+CREATE TABLE orleans_membership_version (
+    deployment_id text        PRIMARY KEY,
+    version       integer     NOT NULL DEFAULT 0 CHECK (version >= 0),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE orleans_membership (
+    deployment_id   text        NOT NULL REFERENCES orleans_membership_version (deployment_id) ON DELETE CASCADE,
+    address         text        NOT NULL,
+    port            integer     NOT NULL,
+    generation      integer     NOT NULL,
+    silo_name       text        NOT NULL,
+    host_name       text        NOT NULL,
+    status          integer     NOT NULL,
+    proxy_port      integer     NOT NULL DEFAULT 0,
+    suspect_times   text,
+    start_time      timestamptz NOT NULL,
+    i_am_alive_time timestamptz NOT NULL,
+    PRIMARY KEY (deployment_id, address, port, generation)
+);
+
+INSERT INTO orleansquery (querykey, querytext) VALUES
+('InsertMembershipVersionKey', $q$
+WITH created AS (
+    INSERT INTO orleans_membership_version (deployment_id) VALUES (@DeploymentId)
+    ON CONFLICT DO NOTHING
+    RETURNING 1)
+SELECT count(*)::integer FROM created
+$q$),
+('MembershipReadAllKey', $q$
+SELECT v.version AS "Version", m.address AS "Address", m.port AS "Port", m.generation AS "Generation",
+       m.silo_name AS "SiloName", m.host_name AS "HostName", m.status AS "Status", m.proxy_port AS "ProxyPort",
+       m.suspect_times AS "SuspectTimes", m.start_time AS "StartTime", m.i_am_alive_time AS "IAmAliveTime"
+FROM orleans_membership_version v
+LEFT JOIN orleans_membership m ON m.deployment_id = v.deployment_id
+WHERE v.deployment_id = @DeploymentId
+$q$),
+('MembershipReadRowKey', $q$
+SELECT v.version AS "Version", m.address AS "Address", m.port AS "Port", m.generation AS "Generation",
+       m.silo_name AS "SiloName", m.host_name AS "HostName", m.status AS "Status", m.proxy_port AS "ProxyPort",
+       m.suspect_times AS "SuspectTimes", m.start_time AS "StartTime", m.i_am_alive_time AS "IAmAliveTime"
+FROM orleans_membership_version v
+LEFT JOIN orleans_membership m
+       ON m.deployment_id = v.deployment_id AND m.address = @Address AND m.port = @Port AND m.generation = @Generation
+WHERE v.deployment_id = @DeploymentId
+$q$),
+('InsertMembershipKey', $q$
+WITH bumped AS (
+    UPDATE orleans_membership_version
+    SET version = version + 1, updated_at = now()
+    WHERE deployment_id = @DeploymentId AND version = @Version
+      AND NOT EXISTS (SELECT 1 FROM orleans_membership
+                      WHERE deployment_id = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation)
+    RETURNING deployment_id),
+joined AS (
+    INSERT INTO orleans_membership (deployment_id, address, port, generation, silo_name, host_name, status,
+                                    proxy_port, start_time, i_am_alive_time)
+    SELECT deployment_id, @Address, @Port, @Generation, @SiloName, @HostName, @Status, @ProxyPort, @StartTime, @IAmAliveTime
+    FROM bumped
+    ON CONFLICT DO NOTHING
+    RETURNING 1)
+SELECT count(*)::integer FROM joined
+$q$),
+('UpdateMembershipKey', $q$
+WITH bumped AS (
+    UPDATE orleans_membership_version
+    SET version = version + 1, updated_at = now()
+    WHERE deployment_id = @DeploymentId AND version = @Version
+      AND EXISTS (SELECT 1 FROM orleans_membership
+                  WHERE deployment_id = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation)
+    RETURNING deployment_id),
+changed AS (
+    UPDATE orleans_membership m
+    SET status = @Status, suspect_times = @SuspectTimes, i_am_alive_time = greatest(m.i_am_alive_time, @IAmAliveTime)
+    FROM bumped
+    WHERE m.deployment_id = bumped.deployment_id AND m.address = @Address AND m.port = @Port AND m.generation = @Generation
+    RETURNING 1)
+SELECT count(*)::integer FROM changed
+$q$),
+('UpdateIAmAlivetimeKey', $q$
+UPDATE orleans_membership
+SET i_am_alive_time = greatest(i_am_alive_time, @IAmAliveTime)
+WHERE deployment_id = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation
+$q$),
+('GatewaysQueryKey', $q$
+SELECT address AS "Address", proxy_port AS "ProxyPort", generation AS "Generation"
+FROM orleans_membership
+WHERE deployment_id = @DeploymentId AND status = @Status AND proxy_port > 0
+$q$),
+('DeleteMembershipTableEntriesKey', $q$
+DELETE FROM orleans_membership_version WHERE deployment_id = @DeploymentId
+$q$),
+('CleanupDefunctSiloEntriesKey', $q$
+DELETE FROM orleans_membership
+WHERE deployment_id = @DeploymentId AND status = 6 AND i_am_alive_time < @IAmAliveTime
+$q$);
