@@ -5,10 +5,12 @@ using Orleans.Pipeline.Windowing;
 
 namespace Orleans.Pipeline.Silo;
 
-/// <summary>Options of <c>demo</c>: <c>--seconds 20 --keys 1000 --rate 0 --disorder 300</c>.</summary>
-internal sealed record DemoOptions(TimeSpan Duration, int Keys, int Rate, int DisorderMs)
+/// <summary>Options of <c>demo</c>: <c>--seconds 20 --keys 1000 --rate 0 --disorder 300 --postgres</c>.</summary>
+internal sealed record DemoOptions(TimeSpan Duration, int Keys, int Rate, int DisorderMs, bool Postgres = false)
 {
-    public const string Usage = "usage: demo [--seconds N (20)] [--keys N (500)] [--rate events/s, 0 = as fast as possible (20000)] [--disorder ms (300)]";
+    public const string Usage =
+        "usage: demo [--seconds N (20)] [--keys N (500)] [--rate events/s, 0 = as fast as possible (20000)] [--disorder ms (300)] " +
+        "[--postgres: PostgreSQL mode, on Pipeline:ConnectionString or else a throwaway local server]";
 
     public static DemoOptions Parse(string[] args)
     {
@@ -16,6 +18,12 @@ internal sealed record DemoOptions(TimeSpan Duration, int Keys, int Rate, int Di
         for (var i = 0; i < args.Length; i++)
         {
             var name = args[i];
+            if (name == "--postgres")
+            {
+                options = options with { Postgres = true };
+                continue;
+            }
+
             if (i + 1 >= args.Length) throw new ArgumentException($"option {name} needs a value");
             if (!int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out var value))
                 throw new ArgumentException($"option {name}: '{args[i]}' is not a non-negative whole number");
@@ -113,7 +121,7 @@ internal sealed class Demo(IClusterClient cluster, DemoOptions options, Pipeline
         }
 
         var seconds = stopwatch.Elapsed.TotalSeconds;
- return $"{client.PublishedEvents:N0} events published ({client.PublishedEvents / seconds:N0}/s), {_eventsInClosedWindows:N0} in closed windows, {_finals:N0} windows closed, {_updates:N0} updates, {_late:N0} late events";
+        return $"{client.PublishedEvents:N0} events published ({client.PublishedEvents / seconds:N0}/s), {_eventsInClosedWindows:N0} in closed windows, {_finals:N0} windows closed, {_updates:N0} updates, {_late:N0} late events, mean window-end-to-result latency {AverageLatency():F0} ms";
     }
 
     private double AverageLatency() => Interlocked.Read(ref _latencySamples) == 0 ? 0 : (double)Interlocked.Read(ref _latencyTotalMs) / Interlocked.Read(ref _latencySamples);

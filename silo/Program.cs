@@ -1,14 +1,18 @@
 using System.Diagnostics;
+using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Pipeline;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Hosting;
+using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Silo;
 
-// orleans-pipeline-silo [run]            a silo with embedded defaults (localhost clustering, memory streams, SQLite state)
-// orleans-pipeline-silo demo [options]   a silo plus a synthetic workload published through the client SDK
+// orleans-pipeline-silo [run]              a silo: embedded by default; Pipeline:Mode=PostgreSql joins a PostgreSQL cluster
+// orleans-pipeline-silo migrate            PostgreSQL mode: bring the database schema to this build's version
+// orleans-pipeline-silo demo [options]     a silo plus a synthetic workload published through the client SDK
+// Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
 var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
 var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
 DemoOptions? demo = null;
@@ -25,23 +29,27 @@ if (command == "demo")
         return 2;
     }
 }
-else if (command != "run")
+else if (command is not ("run" or "migrate"))
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, demo)");
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, migrate, demo)");
     return 2;
 }
 
 // appsettings.json ships beside the executable; the working directory holds the data.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
 {
-    Args = command == "demo" ? [] : args,
+    Args = command == "run" ? args : [],
     ContentRootPath = AppContext.BaseDirectory,
 });
 IReadOnlyList<PipelineDefinition> pipelines;
+PipelineClusterOptions cluster;
 try
 {
+    cluster = PipelineClientBuilderExtensions.ReadClusterOptions(builder.Configuration);
     pipelines = PipelineConfiguration.Read(builder.Configuration);
-    if (pipelines.Count == 0) throw new ArgumentException($"no pipelines configured under '{PipelineConfiguration.Section}'");
+    if (pipelines.Count == 0 && command != "migrate") throw new ArgumentException($"no pipelines configured under '{PipelineConfiguration.Section}'");
+    if (command == "migrate" && cluster.Mode != PipelineMode.PostgreSql)
+        throw new ArgumentException("'migrate' needs Pipeline:Mode=PostgreSql and a connection string (embedded mode creates its database itself)");
 }
 catch (ArgumentException e)
 {
@@ -49,34 +57,104 @@ catch (ArgumentException e)
     return 1;
 }
 
-var databasePath = builder.Configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");
-if (demo is not null) databasePath = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-demo-{Environment.ProcessId}.db");
-builder.UseOrleans(silo => silo
-    .UseLocalhostClustering()
-    .AddPipelineSilo(options =>
-    {
-        options.Pipelines.AddRange(pipelines);
-        options.DatabasePath = databasePath;
-    }));
-
-using var host = builder.Build();
-await host.StartAsync();
-Console.WriteLine($"silo started: {pipelines.Count} pipeline(s) [{string.Join(", ", pipelines.Select(p => p.Name))}], state in {Path.GetFullPath(databasePath)}");
-
-if (demo is null)
+if (command == "migrate")
 {
-    await host.WaitForShutdownAsync();
-    return 0;
+    try
+    {
+        var report = await PostgresSchema.MigrateAsync(cluster.ConnectionString!);
+        Console.WriteLine(report.Applied.Count == 0
+            ? $"schema already at version {report.ToVersion}; nothing to do"
+            : $"schema migrated from version {report.FromVersion} to {report.ToVersion}: {string.Join(", ", report.Applied.Select(m => $"{m.Version} {m.Name}"))}");
+        return 0;
+    }
+    catch (Exception e) when (e is SchemaMismatchException or Npgsql.NpgsqlException or TimeoutException)
+    {
+        Console.Error.WriteLine($"error: {Describe(cluster.ConnectionString!)}: {e.Message}");
+        return 3;
+    }
 }
 
-using var cancellation = new CancellationTokenSource(demo.Duration);
-Console.CancelKeyPress += (_, e) =>
+LocalPostgres? throwaway = null;
+if (demo is { Postgres: true })
 {
-    e.Cancel = true;
-    cancellation.Cancel();
-};
-var stopwatch = Stopwatch.StartNew();
-var report = await new Demo(host.Services.GetRequiredService<IClusterClient>(), demo, pipelines[0]).RunAsync(cancellation.Token);
-await host.StopAsync();
-Console.WriteLine($"demo finished after {stopwatch.Elapsed.TotalSeconds:F1} s: {report}; peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB");
-return 0;
+    cluster.Mode = PipelineMode.PostgreSql;
+    if (string.IsNullOrWhiteSpace(cluster.ConnectionString))
+    {
+        Console.WriteLine("starting a throwaway PostgreSQL server (durable: fsync on) …");
+        throwaway = await LocalPostgres.StartAsync(durable: true);
+        cluster.ConnectionString = throwaway.ConnectionString();
+    }
+}
+
+try
+{
+    var databasePath = builder.Configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");
+    if (demo is not null) databasePath = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-demo-{Environment.ProcessId}.db");
+    var siloPort = builder.Configuration.GetValue("Pipeline:SiloPort", 11111);
+    var gatewayPort = builder.Configuration.GetValue("Pipeline:GatewayPort", 30000);
+    var advertised = builder.Configuration["Pipeline:AdvertisedAddress"] is { Length: > 0 } address ? IPAddress.Parse(address) : null;
+    builder.UseOrleans(silo => silo
+        .Configure<Orleans.Configuration.ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"))
+        .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
+        .AddPipelineSilo(options =>
+        {
+            options.Pipelines.AddRange(pipelines);
+            options.Cluster = cluster;
+            options.DatabasePath = databasePath;
+            options.MigrateOnStart = builder.Configuration.GetValue("Pipeline:MigrateOnStart", true);
+        }));
+
+    using var host = builder.Build();
+    try
+    {
+        await host.StartAsync();
+    }
+    catch (Exception e)
+    {
+        Console.Error.WriteLine($"error: the silo could not start: {Innermost(e).Message}");
+        return 3;
+    }
+
+    Console.WriteLine(cluster.Mode == PipelineMode.PostgreSql
+        ? $"silo started in PostgreSQL mode (cluster '{cluster.ClusterId}', silo port {siloPort}, gateway port {gatewayPort}, {Describe(cluster.ConnectionString!)}): {pipelines.Count} pipeline(s) [{string.Join(", ", pipelines.Select(p => p.Name))}]"
+        : $"silo started in embedded mode: {pipelines.Count} pipeline(s) [{string.Join(", ", pipelines.Select(p => p.Name))}], state in {Path.GetFullPath(databasePath)}");
+
+    if (demo is null)
+    {
+        await host.WaitForShutdownAsync();
+        return 0;
+    }
+
+    using var cancellation = new CancellationTokenSource(demo.Duration);
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true;
+        cancellation.Cancel();
+    };
+    var stopwatch = Stopwatch.StartNew();
+    var report = await new Demo(host.Services.GetRequiredService<IClusterClient>(), demo, pipelines[0]).RunAsync(cancellation.Token);
+    await host.StopAsync();
+    Console.WriteLine($"demo finished after {stopwatch.Elapsed.TotalSeconds:F1} s ({cluster.Mode} mode): {report}; peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB");
+    return 0;
+}
+finally
+{
+    if (throwaway is not null) await throwaway.DisposeAsync();
+}
+
+static string Describe(string connectionString)
+{
+    var parsed = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+    return $"PostgreSQL at {parsed.Host}:{parsed.Port}, database '{parsed.Database}'";
+}
+
+// The most telling exception of a failed start: ours ("cannot use PostgreSQL at …", a schema mismatch), else the innermost.
+static Exception Innermost(Exception e)
+{
+    var chain = new List<Exception>();
+    for (var current = e; current is not null; current = current is AggregateException { InnerExceptions.Count: 1 } aggregate ? aggregate.InnerExceptions[0] : current.InnerException)
+        chain.Add(current);
+    return chain.FirstOrDefault(x => x.Message.StartsWith("cannot use", StringComparison.Ordinal))
+        ?? chain.FirstOrDefault(x => x is SchemaMismatchException)
+        ?? chain[^1];
+}

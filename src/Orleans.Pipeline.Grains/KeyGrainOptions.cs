@@ -22,4 +22,11 @@ public sealed class KeyGrainOptions
 
     /// <summary>Events held behind gaps per key at most; beyond it the gaps are given up at once.</summary>
     public int MaxPendingEvents { get; set; } = 100_000;
+
+    /// <summary>
+    /// Also register a reminder while the key holds windows that time alone closes (idle timeout, processing time,
+    /// early firing), so that they close even if the key's silo dies and no event arrives to reactivate it.
+    /// Needs a reminder service (PostgreSQL mode).
+    /// </summary>
+    public bool UseReminders { get; set; }
 }

@@ -21,8 +21,11 @@ internal sealed partial class KeyWindowGrain(
     IResultSink sink,
     TimeProvider time,
     ILogger<KeyWindowGrain> logger)
-    : Grain, IKeyWindowGrain, IStreamSubscriptionObserver, IAsyncObserver<EventBatch>
+    : Grain, IKeyWindowGrain, IStreamSubscriptionObserver, IAsyncObserver<EventBatch>, IRemindable
 {
+    /// <summary>The reminder that reactivates a key whose windows only time can close.</summary>
+    internal const string CloseWindowsReminder = "close-windows";
+
     /// <summary>The persisted state's name; unique to this grain class (the storage keys rows by state name).</summary>
     public const string StateName = "pipeline-key-window";
 
@@ -42,18 +45,19 @@ internal sealed partial class KeyWindowGrain(
     private IAsyncStream<ResultBatch>? _results;
     private IGrainTimer? _timer;
     private IGrainTimer? _gapTimer;
+    private bool _reminderRegistered;
     private double[] _row = [];
     private bool _unsaved;
     private long _lastWriteTimestamp;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_pipeline, _key) = PipelineNames.Split(this.GetPrimaryKeyString());
         _definition = catalog.Find(_pipeline);
         if (_definition is null)
         {
             LogUnknownPipeline(_pipeline);
-            return Task.CompletedTask;
+            return;
         }
 
         _engine = new WindowEngine(_definition.Windowing, state.State.Engine, catalog.Registry);
@@ -61,7 +65,6 @@ internal sealed partial class KeyWindowGrain(
         _row = new double[_engine.Fields.Count];
         _results = this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
             .GetStream<ResultBatch>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
-        UpdateTimers();
         if (options.StateWriteInterval > TimeSpan.Zero)
         {
             this.RegisterGrainTimer(
@@ -69,7 +72,16 @@ internal sealed partial class KeyWindowGrain(
                 new GrainTimerCreationOptions(options.StateWriteInterval, options.StateWriteInterval) { KeepAlive = false });
         }
 
-        return Task.CompletedTask;
+        await UpdateTimersAsync();
+    }
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (reminderName != CloseWindowsReminder) return;
+        _reminderRegistered = true;
+        // Activation already restarted the timers if windows need them; a reminder with nothing to do removes itself.
+        if (_engine is null) await this.UnregisterReminder(await this.GetReminder(reminderName) ?? throw new InvalidOperationException("reminder vanished"));
+        else await OnTimerAsync(CancellationToken.None);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -262,7 +274,7 @@ internal sealed partial class KeyWindowGrain(
             }
         }
 
-        UpdateTimers();
+        await UpdateTimersAsync();
     }
 
     private async Task WriteStateAsync()
@@ -287,7 +299,7 @@ internal sealed partial class KeyWindowGrain(
         ClearStep();
         _engine.Advance(time.GetUtcNow().ToUnixTimeMilliseconds(), _output);
         if (_output.Count > 0) await CommitAsync();
-        else UpdateTimers();
+        else await UpdateTimersAsync();
     }
 
     private async Task OnGapTimerAsync(CancellationToken cancellationToken)
@@ -295,7 +307,7 @@ internal sealed partial class KeyWindowGrain(
         var pending = state.State.Pending;
         if (pending.Count == 0 || _engine is null)
         {
-            UpdateTimers();
+            await UpdateTimersAsync();
             return;
         }
 
@@ -308,9 +320,10 @@ internal sealed partial class KeyWindowGrain(
 
     /// <summary>
     /// Keeps a timer (which keeps the grain active) exactly while the key holds windows that time must close, and
-    /// another while batches wait behind a sequence gap.
+    /// another while batches wait behind a sequence gap; with reminders, also a reminder while windows wait for time,
+    /// which brings the key back on another silo if its silo dies.
     /// </summary>
-    private void UpdateTimers()
+    private async Task UpdateTimersAsync()
     {
         var windowing = _definition!.Windowing;
         var needed = _engine!.State.WindowCount > 0 &&
@@ -337,6 +350,18 @@ internal sealed partial class KeyWindowGrain(
         {
             _gapTimer.Dispose();
             _gapTimer = null;
+        }
+
+        var remind = options.UseReminders && (needed || waiting);
+        if (remind && !_reminderRegistered)
+        {
+            await this.RegisterOrUpdateReminder(CloseWindowsReminder, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+            _reminderRegistered = true;
+        }
+        else if (!remind && _reminderRegistered)
+        {
+            if (await this.GetReminder(CloseWindowsReminder) is { } reminder) await this.UnregisterReminder(reminder);
+            _reminderRegistered = false;
         }
     }
 

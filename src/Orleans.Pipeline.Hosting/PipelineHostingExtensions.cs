@@ -1,15 +1,21 @@
+using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Npgsql;
 using Orleans.Configuration;
 using Orleans.Hosting;
+using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Grains;
+using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Windowing.Aggregation;
 using Orleans.Serialization;
 using Orleans.Storage;
+using Orleans.Streams;
 
 namespace Orleans.Pipeline.Hosting;
 
-/// <summary>How a silo stores state and streams events.</summary>
+/// <summary>How a silo runs its pipelines, stores state and streams events.</summary>
 public sealed class PipelineSiloOptions
 {
     /// <summary>The pipelines to run (from <see cref="PipelineBuilder"/> or <see cref="PipelineConfiguration.Read"/>).</summary>
@@ -18,52 +24,188 @@ public sealed class PipelineSiloOptions
     /// <summary>Custom aggregators the pipelines may name.</summary>
     public AggregatorRegistry Registry { get; set; } = AggregatorRegistry.Default;
 
+    /// <summary>Embedded or PostgreSQL mode, the connection string and the stream settings.</summary>
+    public PipelineClusterOptions Cluster { get; set; } = new();
+
     /// <summary>Embedded mode: the SQLite file that keeps grain state across restarts.</summary>
     public string DatabasePath { get; set; } = Path.Combine("data", "pipeline.db");
 
     /// <summary>
-    /// How often a key grain writes its state at most (see <see cref="KeyGrainOptions.StateWriteInterval"/>); zero
-    /// writes after every batch. Embedded default: 1 second.
+    /// Embedded mode: how often a key grain writes its state at most (see <see cref="KeyGrainOptions.StateWriteInterval"/>).
+    /// PostgreSQL mode always writes after every batch, before the batch is acknowledged.
     /// </summary>
     public TimeSpan StateWriteInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Stream queues (memory streams in embedded mode).</summary>
-    public int StreamQueues { get; set; } = 8;
+    /// <summary>PostgreSQL mode: apply schema migrations at start-up (otherwise the schema must already be current).</summary>
+    public bool MigrateOnStart { get; set; } = true;
+
+    /// <summary>
+    /// How long a key holds batches behind a gap in a producer's sequence (<see cref="KeyGrainOptions.SequenceGapTimeout"/>).
+    /// Default: 30 s embedded; twice the stream visibility timeout plus 30 s in PostgreSQL mode.
+    /// </summary>
+    public TimeSpan? SequenceGapTimeout { get; set; }
 }
 
 /// <summary>The one place that turns pipeline options into Orleans providers.</summary>
 public static class PipelineHostingExtensions
 {
     /// <summary>
-    /// Embedded mode: memory streams, grain state in a local SQLite file (<see cref="PipelineSiloOptions.DatabasePath"/>),
-    /// and the pipelines' grains. Validates every pipeline first and throws one <see cref="ArgumentException"/> listing
-    /// all problems.
+    /// The pipelines' grains and the providers of the chosen mode. Embedded: memory streams and grain state in a local
+    /// SQLite file. PostgreSQL: grain state, reminders and durable event queues in PostgreSQL, fired windows in the
+    /// results table, and the schema migrated (or verified) before anything reads it. Validates everything first and
+    /// throws one <see cref="ArgumentException"/> listing all problems. Clustering is separate
+    /// (<see cref="UsePipelineCluster"/>), so that a test harness can bring its own.
     /// </summary>
     public static ISiloBuilder AddPipelineSilo(this ISiloBuilder silo, Action<PipelineSiloOptions> configure)
     {
         var options = new PipelineSiloOptions();
         configure(options);
+        var cluster = options.Cluster;
+        var problems = cluster.Validate().ToList();
+        if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems));
         var catalog = new PipelineCatalog(options.Pipelines, options.Registry);
-        var connectionString = SqliteStateSchema.Ensure(options.DatabasePath);
 
         silo.Services.AddSingleton(catalog);
         silo.Services.AddSingleton(TimeProvider.System);
-        silo.Services.AddSingleton(new KeyGrainOptions { StateWriteInterval = options.StateWriteInterval });
-        silo.Services.AddSingleton<IResultSink, NoResultSink>();
-        silo.AddAdoNetGrainStorage(PipelineStorage.StateStorage, (OptionsBuilder<AdoNetGrainStorageOptions> builder) =>
-            builder.Configure<Serializer>((o, serializer) =>
+        if (cluster.Mode == PipelineMode.PostgreSql) AddPostgres(silo, options);
+        else AddEmbedded(silo, options);
+
+        silo.AddMemoryStreams(PipelineNames.ResultsStreamProvider, streams => streams.ConfigurePartitioning(cluster.StreamQueues));
+        return silo;
+    }
+
+    /// <summary>
+    /// Joins the cluster the options name: localhost in embedded mode, the PostgreSQL membership table otherwise,
+    /// listening on <paramref name="siloPort"/> and <paramref name="gatewayPort"/> and advertising
+    /// <paramref name="advertisedAddress"/> (default: loopback).
+    /// </summary>
+    public static ISiloBuilder UsePipelineCluster(this ISiloBuilder silo, PipelineClusterOptions options, int siloPort = 11111, int gatewayPort = 30000, IPAddress? advertisedAddress = null)
+    {
+        if (options.Mode == PipelineMode.PostgreSql)
+        {
+            silo.Configure<ClusterOptions>(o =>
             {
-                o.Invariant = "System.Data.SQLite";
-                o.ConnectionString = connectionString;
-                o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
-            }));
+                o.ClusterId = options.ClusterId;
+                o.ServiceId = options.ServiceId;
+            });
+            silo.UseAdoNetClustering(o =>
+            {
+                o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
+                o.ConnectionString = PipelineClientBuilderExtensions.TuneConnectionString(options.ConnectionString!);
+            });
+            silo.ConfigureEndpoints(advertisedAddress ?? IPAddress.Loopback, siloPort, gatewayPort, listenOnAnyHostAddress: advertisedAddress is not null);
+        }
+        else
+        {
+            silo.UseLocalhostClustering(siloPort, gatewayPort, null, options.ServiceId, options.ClusterId);
+        }
+
+        return silo;
+    }
+
+    private static void AddEmbedded(ISiloBuilder silo, PipelineSiloOptions options)
+    {
+        var connectionString = SqliteStateSchema.Ensure(options.DatabasePath);
+        silo.Services.AddSingleton(new KeyGrainOptions
+        {
+            StateWriteInterval = options.StateWriteInterval,
+            SequenceGapTimeout = options.SequenceGapTimeout ?? TimeSpan.FromSeconds(30),
+        });
+        silo.Services.AddSingleton<IResultSink, NoResultSink>();
+        AddGrainStorage(silo, PipelineStorage.StateStorage, "System.Data.SQLite", connectionString);
         silo.AddMemoryGrainStorage("PubSubStore");
         silo.AddMemoryStreams(PipelineNames.StreamProvider, streams =>
         {
-            streams.ConfigurePartitioning(options.StreamQueues);
+            streams.ConfigurePartitioning(options.Cluster.StreamQueues);
             streams.ConfigurePullingAgent(agent => agent.Configure(o => o.MaxEventDeliveryTime = TimeSpan.FromSeconds(30)));
         });
-        silo.AddMemoryStreams(PipelineNames.ResultsStreamProvider, streams => streams.ConfigurePartitioning(options.StreamQueues));
-        return silo;
     }
+
+    private static void AddPostgres(ISiloBuilder silo, PipelineSiloOptions options)
+    {
+        var cluster = options.Cluster;
+        var connectionString = PipelineClientBuilderExtensions.TuneConnectionString(cluster.ConnectionString!);
+        silo.Services.AddSingleton(new KeyGrainOptions
+        {
+            // The event queue is durable and a batch is acknowledged after the grain returns: write before returning.
+            StateWriteInterval = TimeSpan.Zero,
+            SequenceGapTimeout = options.SequenceGapTimeout ?? 2 * cluster.Streams.VisibilityTimeout + TimeSpan.FromSeconds(30),
+            UseReminders = true,
+        });
+        silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        silo.Services.AddSingleton<PostgresResultSink>();
+        silo.Services.AddSingleton<IResultSink>(sp => sp.GetRequiredService<PostgresResultSink>());
+        silo.Services.AddSingleton(new PostgresStartup.Settings(connectionString, options.MigrateOnStart));
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, PostgresStartup>();
+
+        AddGrainStorage(silo, PipelineStorage.StateStorage, PipelineClientBuilderExtensions.PostgresInvariant, connectionString);
+        AddGrainStorage(silo, "PubSubStore", PipelineClientBuilderExtensions.PostgresInvariant, connectionString);
+        silo.UseAdoNetReminderService(o =>
+        {
+            o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
+            o.ConnectionString = connectionString;
+        });
+        silo.AddAdoNetStreams(PipelineNames.StreamProvider, streams =>
+        {
+            streams.ConfigureAdoNet(builder => builder.Configure(o => PipelineClientBuilderExtensions.ConfigureDurableStreams(o, cluster)));
+            streams.ConfigurePartitioning(cluster.StreamQueues);
+            streams.ConfigureCache(cluster.Streams.CacheSize);
+            streams.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+            streams.ConfigurePullingAgent(agent => agent.Configure(o =>
+            {
+                o.GetQueueMsgsTimerPeriod = cluster.Streams.PollInterval;
+                // A grain that cannot write (database trouble) is retried this long; then the message is made visible
+                // again and redelivered, up to MaxAttempts leases, so a longer outage is waited out, not dropped.
+                o.MaxEventDeliveryTime = TimeSpan.FromSeconds(30);
+            }));
+        });
+    }
+
+    private static void AddGrainStorage(ISiloBuilder silo, string name, string invariant, string connectionString) =>
+        silo.AddAdoNetGrainStorage(name, (OptionsBuilder<AdoNetGrainStorageOptions> builder) =>
+            builder.Configure<Serializer>((o, serializer) =>
+            {
+                o.Invariant = invariant;
+                o.ConnectionString = connectionString;
+                o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+            }));
+}
+
+/// <summary>
+/// PostgreSQL mode, first thing at silo start: migrate (or verify) the schema before any provider reads its queries,
+/// and record the pipelines the silo runs. A database that cannot be reached fails the start with the reason.
+/// </summary>
+internal sealed partial class PostgresStartup(PostgresStartup.Settings settings, PostgresResultSink sink, ILogger<PostgresStartup> logger) : ILifecycleParticipant<ISiloLifecycle>
+{
+    public sealed record Settings(string ConnectionString, bool Migrate);
+
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(PostgresStartup), ServiceLifecycleStage.First, StartAsync);
+
+    private async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var server = new NpgsqlConnectionStringBuilder(settings.ConnectionString);
+        var where = $"PostgreSQL at {server.Host}:{server.Port}, database '{server.Database}'";
+        try
+        {
+            if (settings.Migrate)
+            {
+                var report = await PostgresSchema.MigrateAsync(settings.ConnectionString, cancellationToken: cancellationToken);
+                LogSchema(where, report.FromVersion, report.ToVersion);
+            }
+            else
+            {
+                await PostgresSchema.VerifyAsync(settings.ConnectionString, cancellationToken);
+            }
+
+            await sink.RegisterPipelinesAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException)
+        {
+            throw new InvalidOperationException($"cannot use {where}: {e.Message}", e);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Where}: schema version {From} -> {To}")]
+    private partial void LogSchema(string where, int from, int to);
 }

@@ -1,0 +1,126 @@
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Tests.Reference;
+using Orleans.TestingHost;
+using static Orleans.Pipeline.Tests.Workload;
+
+namespace Orleans.Pipeline.Tests.PostgreSql;
+
+/// <summary>
+/// PostgreSQL mode with several silos: random traces published through the SDK end up in the results table exactly
+/// as the brute-force reference computes them, whether a silo stops or dies mid-stream or the whole cluster does.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ClusterModeTests(PostgresServer postgres)
+{
+    private const int SeedsPerKind = 3;
+
+    private static List<(PipelineDefinition Pipeline, string Key, List<EventStep> Events)> Traces(int firstSeed) =>
+        PipelineCluster.Pipelines
+            .SelectMany(p => Enumerable.Range(firstSeed, SeedsPerKind).Select(seed => (p, $"seed-{seed}", Events(seed, p.Windowing.Window.Kind))))
+            .ToList();
+
+    [Fact]
+    public async Task Three_silos_write_exactly_the_reference_windows_to_the_results_table_while_one_stops_mid_stream()
+    {
+        await using var cluster = await PostgresPipelineCluster.StartAsync(await postgres.NewMigratedDatabaseAsync());
+        var traces = Traces(firstSeed: 1);
+
+        await PublishAsync(cluster, traces, midStream: () => cluster.Cluster.StopSiloAsync(cluster.Cluster.Silos[1]));
+
+        Assert.Equal(2, cluster.Cluster.GetActiveSilos().Count());
+        await AssertResultsTableMatchesReferenceAsync(cluster, traces);
+    }
+
+    [Fact]
+    public async Task A_silo_killed_mid_stream_loses_nothing_and_counts_nothing_twice()
+    {
+        await using var cluster = await PostgresPipelineCluster.StartAsync(await postgres.NewMigratedDatabaseAsync());
+        var traces = Traces(firstSeed: 11);
+
+        await PublishAsync(cluster, traces, midStream: () => cluster.Cluster.KillSiloAsync(cluster.Cluster.Silos[2]));
+
+        await AssertResultsTableMatchesReferenceAsync(cluster, traces);
+    }
+
+    [Fact]
+    public async Task Restarting_the_whole_cluster_mid_stream_loses_nothing_accepted_and_counts_nothing_twice()
+    {
+        var database = await postgres.NewMigratedDatabaseAsync();
+        var traces = Traces(firstSeed: 21);
+        var halves = traces.Select(t => t.Events.Count / 2).ToList();
+
+        await using (var first = await PostgresPipelineCluster.StartAsync(database, silos: 2))
+        {
+            await using var client = first.NewClient(new PipelineClientOptions { MaxBatchSize = 7 });
+            await Task.WhenAll(traces.Select(async (t, i) =>
+            {
+                foreach (var e in t.Events.Take(halves[i])) await client.PublishAsync(t.Pipeline.Name, ToEvent(t.Key, e));
+            }));
+            // Accepted: stored in the event queue. The silos die right after, most of it not yet applied.
+            await client.FlushAsync();
+            foreach (var silo in first.Cluster.Silos.ToList()) await first.Cluster.KillSiloAsync(silo);
+        }
+
+        await using var second = await PostgresPipelineCluster.StartAsync(database, silos: 2);
+        await using var client2 = second.NewClient(new PipelineClientOptions { MaxBatchSize = 7 });
+        // What the first cluster accepted comes back from the queue before the rest is sent, so that each key
+        // sees its events in trace order, as the reference does.
+        for (var i = 0; i < traces.Count; i++) await WaitAppliedAsync(client2, traces[i].Pipeline.Name, traces[i].Key, halves[i]);
+        await Task.WhenAll(traces.Select(async (t, i) =>
+        {
+            foreach (var e in t.Events.Skip(halves[i])) await client2.PublishAsync(t.Pipeline.Name, ToEvent(t.Key, e));
+        }));
+        await client2.FlushAsync();
+
+        await AssertResultsTableMatchesReferenceAsync(second, traces);
+    }
+
+    /// <summary>Publishes every trace in order per key, running <paramref name="midStream"/> once half is sent.</summary>
+    private static async Task PublishAsync(PostgresPipelineCluster cluster, List<(PipelineDefinition Pipeline, string Key, List<EventStep> Events)> traces, Func<Task> midStream)
+    {
+        await using var client = cluster.NewClient(new PipelineClientOptions { MaxBatchSize = 7, Linger = TimeSpan.FromMilliseconds(5) });
+        var total = traces.Sum(t => t.Events.Count);
+        var sent = 0;
+        var halfway = new TaskCompletionSource();
+        var publishing = Task.WhenAll(traces.Select(async t =>
+        {
+            foreach (var e in t.Events)
+            {
+                await client.PublishAsync(t.Pipeline.Name, ToEvent(t.Key, e));
+                if (Interlocked.Increment(ref sent) == total / 2) halfway.TrySetResult();
+                await Task.Yield();
+            }
+        }));
+        await halfway.Task;
+        await midStream();
+        await publishing;
+        await client.FlushAsync();
+    }
+
+    private static async Task AssertResultsTableMatchesReferenceAsync(PostgresPipelineCluster cluster, List<(PipelineDefinition Pipeline, string Key, List<EventStep> Events)> traces)
+    {
+        foreach (var (pipeline, key, events) in traces)
+        {
+            var (expected, late) = Expected(pipeline, events);
+            string? difference = null;
+            long lateRows = -1;
+            try
+            {
+                await WaitUntilAsync(async () =>
+                {
+                    difference = Difference(await cluster.ReadResultsAsync(pipeline.Name, key), expected);
+                    lateRows = await cluster.ScalarAsync("SELECT count(*) FROM pipeline_late_events WHERE pipeline = @p AND key = @k", ("p", pipeline.Name), ("k", key));
+                    return difference is null && lateRows == late;
+                }, $"results of {pipeline.Name}/{key}");
+            }
+            catch (TimeoutException)
+            {
+                Assert.Fail($"{pipeline.Name}/{key}: the results table differs from the reference: {difference ?? "(windows equal)"}; late events {lateRows}, reference {late}");
+            }
+        }
+
+        Assert.Equal(0, await cluster.ScalarAsync("SELECT count(*) FROM pipeline_dead_letters"));
+        Assert.Equal(0, await cluster.ScalarAsync("SELECT count(*) FROM orleans_stream_dead_letters"));
+    }
+}

@@ -1,0 +1,100 @@
+using System.Reflection;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Hosting;
+using Orleans.Pipeline.Windowing;
+using Orleans.TestingHost;
+
+namespace Orleans.Pipeline.Tests.PostgreSql;
+
+/// <summary>
+/// An in-process cluster in PostgreSQL mode: membership, grain state, reminders, durable event queues and the
+/// results table all in the given database. Silos and client use the real ADO.NET membership (the harness's own
+/// in-memory membership is switched off).
+/// </summary>
+public sealed class PostgresPipelineCluster : IAsyncDisposable
+{
+    public const string ServiceId = "pipeline-pg-tests";
+
+    /// <summary>Short, so that a killed silo's leased events come back quickly.</summary>
+    public static readonly TimeSpan VisibilityTimeout = TimeSpan.FromSeconds(4);
+
+    private PostgresPipelineCluster(InProcessTestCluster cluster, string connectionString)
+    {
+        Cluster = cluster;
+        ConnectionString = connectionString;
+    }
+
+    public InProcessTestCluster Cluster { get; }
+
+    public string ConnectionString { get; }
+
+    public static async Task<PostgresPipelineCluster> StartAsync(string connectionString, short silos = 3)
+    {
+        var options = new PipelineClusterOptions
+        {
+            Mode = PipelineMode.PostgreSql,
+            ConnectionString = connectionString,
+            ServiceId = ServiceId,
+            StreamQueues = 4,
+            Streams = new DurableStreamOptions { VisibilityTimeout = VisibilityTimeout, PollInterval = TimeSpan.FromMilliseconds(50) },
+        };
+        var builder = new InProcessTestClusterBuilder(silos);
+        builder.Options.ServiceId = ServiceId;
+        builder.Options.ClusterId = $"pg-{Guid.NewGuid():N}";
+        builder.Options.ConfigureFileLogging = false;
+        // The harness replaces membership with its own in-memory table unless this (internal) switch is off.
+        typeof(InProcessTestClusterOptions)
+            .GetProperty("UseTestClusterMembership", BindingFlags.Instance | BindingFlags.NonPublic)!
+            .SetValue(builder.Options, false);
+        var tuned = PipelineClientBuilderExtensions.TuneConnectionString(connectionString);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.UseAdoNetClustering(o =>
+            {
+                o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
+                o.ConnectionString = tuned;
+            });
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                o.NumMissedProbesLimit = 2;
+                o.NumVotesForDeathDeclaration = 1;
+                o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+            });
+            silo.AddPipelineSilo(o =>
+            {
+                o.Pipelines.AddRange(PipelineCluster.Pipelines);
+                o.Cluster = options;
+                o.SequenceGapTimeout = TimeSpan.FromSeconds(30);
+            });
+        });
+        builder.ConfigureClient(client =>
+        {
+            client.UseAdoNetClustering(o =>
+            {
+                o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
+                o.ConnectionString = tuned;
+            });
+            client.AddPipelineClient(options);
+        });
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return new PostgresPipelineCluster(cluster, connectionString);
+    }
+
+    public PipelineClient NewClient(PipelineClientOptions? options = null) => new(Cluster.Client, options);
+
+    public Task<Dictionary<(long, long), WindowResult>> ReadResultsAsync(string pipeline, string key) =>
+        PostgresQueries.ReadResultsAsync(ConnectionString, PipelineCluster.Pipelines.Single(p => p.Name == pipeline), key);
+
+    public Task<long> ScalarAsync(string sql, params (string Name, object Value)[] parameters) =>
+        PostgresQueries.ScalarAsync(ConnectionString, sql, parameters);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+    }
+}

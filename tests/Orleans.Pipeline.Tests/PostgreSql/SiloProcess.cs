@@ -1,0 +1,137 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Orleans.Pipeline.Tests.PostgreSql;
+
+/// <summary>The silo executable (<c>silo/</c>) run as a separate process, its output captured line by line.</summary>
+public sealed class SiloProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private SiloProcess(Process process)
+    {
+        _process = process;
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue("stderr: " + e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    /// <summary>Everything the process printed so far.</summary>
+    public string Output => string.Join('\n', _output);
+
+    /// <summary>Lines the process printed on stderr.</summary>
+    public IEnumerable<string> Errors => _output.Where(l => l.StartsWith("stderr: ", StringComparison.Ordinal)).Select(l => l[8..]);
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>The built silo assembly beside this test assembly's configuration (the test project builds it first).</summary>
+    public static string Executable
+    {
+        get
+        {
+            var directory = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            var configuration = directory.Parent!.Name; // …/bin/<configuration>/<tfm>
+            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Orleans.Pipeline.sln"))) directory = directory.Parent;
+            var path = Path.Combine(directory!.FullName, "silo", "bin", configuration, "net10.0", "orleans-pipeline-silo.dll");
+            return File.Exists(path) ? path : throw new FileNotFoundException($"the silo is not built at {path}");
+        }
+    }
+
+    public static SiloProcess Start(IReadOnlyDictionary<string, string> environment, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Directory.CreateTempSubdirectory("orleans-pipeline-silo-").FullName,
+        };
+        start.ArgumentList.Add(Executable);
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        return new SiloProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start the silo"));
+    }
+
+    /// <summary>Waits for a line containing <paramref name="text"/>; fails with the output when the process exits or time runs out.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!_output.Any(l => l.Contains(text, StringComparison.Ordinal)))
+        {
+            if (_process.HasExited || DateTime.UtcNow > deadline)
+                throw new TimeoutException($"the silo did not print '{text}' (exited: {_process.HasExited}); its output:\n{Output}");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Waits for the process to exit; false when it is still running after <paramref name="timeout"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown, no flush, leases left as they are.</summary>
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Environment variables that define <paramref name="pipelines"/> as the silo's configuration would.</summary>
+    public static Dictionary<string, string> PipelineEnvironment(IEnumerable<PipelineDefinition> pipelines)
+    {
+        static string Time(long ms) => TimeSpan.FromMilliseconds(ms).ToString("c", CultureInfo.InvariantCulture);
+        var env = new Dictionary<string, string>();
+        foreach (var p in pipelines)
+        {
+            var prefix = $"Pipeline__Pipelines__{p.Name}__";
+            var w = p.Windowing;
+            env[prefix + "Window__Kind"] = w.Window.Kind.ToString();
+            if (w.Window.Kind != Windowing.WindowKind.Session) env[prefix + "Window__Size"] = Time(w.Window.SizeMs);
+            if (w.Window.Kind == Windowing.WindowKind.Hopping) env[prefix + "Window__Slide"] = Time(w.Window.SlideMs);
+            if (w.Window.Kind == Windowing.WindowKind.Session) env[prefix + "Window__Gap"] = Time(w.Window.GapMs);
+            env[prefix + "MaxOutOfOrderness"] = Time(w.MaxOutOfOrdernessMs);
+            env[prefix + "AllowedLateness"] = Time(w.AllowedLatenessMs);
+            for (var i = 0; i < w.Aggregations.Length; i++)
+            {
+                var a = w.Aggregations[i];
+                env[$"{prefix}Aggregations__{i}__Function"] = a.Function;
+                if (a.Field is not null) env[$"{prefix}Aggregations__{i}__Field"] = a.Field;
+                if (a.Name is not null) env[$"{prefix}Aggregations__{i}__Name"] = a.Name;
+                for (var l = 0; l < (a.Arguments?.Length ?? 0); l++)
+                    env[$"{prefix}Aggregations__{i}__Levels__{l}"] = a.Arguments![l].ToString("R", CultureInfo.InvariantCulture);
+            }
+        }
+
+        return env;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
