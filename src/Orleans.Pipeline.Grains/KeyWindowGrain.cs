@@ -79,9 +79,21 @@ internal sealed partial class KeyWindowGrain(
     {
         if (reminderName != CloseWindowsReminder) return;
         _reminderRegistered = true;
-        // Activation already restarted the timers if windows need them; a reminder with nothing to do removes itself.
-        if (_engine is null) await this.UnregisterReminder(await this.GetReminder(reminderName) ?? throw new InvalidOperationException("reminder vanished"));
-        else await OnTimerAsync(CancellationToken.None);
+        // Activation restarted the timers if windows need them; this tick also closes what time alone can close.
+        if (_engine is not null) await OnTimerAsync(CancellationToken.None);
+        if (_engine is null || !NeedsTime())
+        {
+            if (await this.GetReminder(reminderName) is { } reminder) await this.UnregisterReminder(reminder);
+            _reminderRegistered = false;
+        }
+    }
+
+    /// <summary>Whether the key holds windows only time can close, or batches waiting behind a sequence gap.</summary>
+    private bool NeedsTime()
+    {
+        var windowing = _definition!.Windowing;
+        return state.State.Pending.Count > 0 || (_engine!.State.WindowCount > 0 &&
+            (windowing.IdleTimeoutMs is not null || windowing.EarlyFiringIntervalMs is not null || windowing.TimeMode == TimeMode.ProcessingTime));
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -352,16 +364,12 @@ internal sealed partial class KeyWindowGrain(
             _gapTimer = null;
         }
 
-        var remind = options.UseReminders && (needed || waiting);
-        if (remind && !_reminderRegistered)
+        // Registered when first needed and kept: toggling it with every window would cost a database write each
+        // time. A tick with nothing left to close removes it (ReceiveReminder).
+        if (options.UseReminders && (needed || waiting) && !_reminderRegistered)
         {
             await this.RegisterOrUpdateReminder(CloseWindowsReminder, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
             _reminderRegistered = true;
-        }
-        else if (!remind && _reminderRegistered)
-        {
-            if (await this.GetReminder(CloseWindowsReminder) is { } reminder) await this.UnregisterReminder(reminder);
-            _reminderRegistered = false;
         }
     }
 

@@ -49,8 +49,6 @@ public sealed class LocalPostgres : IAsyncDisposable
         Port = Port,
         Username = "postgres",
         Database = database,
-        // Every silo of a test cluster shares this process's pool: room for all of them.
-        MaxPoolSize = 200,
         Timeout = 10,
     }.ToString();
 
