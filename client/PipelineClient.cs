@@ -173,7 +173,7 @@ public sealed class PipelineClient : IAsyncDisposable
     {
         var pipelines = await GetPipelinesAsync();
         if (pipeline is null || !pipelines.TryGetValue(pipeline, out var definition))
-            throw new ArgumentException($"unknown pipeline '{pipeline}' (known: {string.Join(", ", pipelines.Keys.Order(StringComparer.Ordinal))})", nameof(pipeline));
+            throw new UnknownPipelineException($"unknown pipeline '{pipeline}' (known: {string.Join(", ", pipelines.Keys.Order(StringComparer.Ordinal))})");
         return definition;
     }
 
@@ -229,33 +229,7 @@ public sealed class PipelineClient : IAsyncDisposable
     {
         try
         {
-            // One batch of a key at a time, numbered 1, 2, 3, … per key when its turn comes: the key's grain applies
-            // them in this order, holding one that arrives ahead of a gap until the gap fills.
-            await buffer.SendLock.WaitAsync();
-            try
-            {
-                var batch = new EventBatch(buffer.Key, ProducerId, ++buffer.LastSequence, buffer.Fields,
-                    pending.Times, pending.Values, _time.GetUtcNow().ToUnixTimeMilliseconds());
-                var stream = _streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey(buffer.Pipeline, buffer.Key)));
-                var delay = _options.RetryDelay;
-                for (var attempt = 1; ; attempt++)
-                {
-                    try
-                    {
-                        await stream.OnNextAsync(batch);
-                        break;
-                    }
-                    catch (Exception e) when (attempt < _options.MaxAttempts && e is not ArgumentException)
-                    {
-                        await Task.Delay(delay, _time);
-                        delay *= 2;
-                    }
-                }
-            }
-            finally
-            {
-                buffer.SendLock.Release();
-            }
+            await DeliverAsync(new PreparedBatch(buffer, pending.Times, pending.Values));
         }
         catch (Exception e)
         {
@@ -268,10 +242,104 @@ public sealed class PipelineClient : IAsyncDisposable
         }
     }
 
-    private sealed record Pending(long[] Times, double[] Values);
+    /// <summary>
+    /// Sends one batch, retrying with the same sequence; throws when every attempt failed. One batch of a key at a
+    /// time, numbered 1, 2, 3, … per key when its turn first comes: the key's grain applies them in this order,
+    /// holding one that arrives ahead of a gap until the gap fills. A batch sent again keeps its number.
+    /// </summary>
+    private async Task DeliverAsync(PreparedBatch prepared)
+    {
+        var buffer = prepared.Buffer;
+        await buffer.SendLock.WaitAsync();
+        try
+        {
+            if (prepared.Sequence == 0) prepared.Sequence = ++buffer.LastSequence;
+            var batch = new EventBatch(buffer.Key, ProducerId, prepared.Sequence, buffer.Fields,
+                prepared.Times, prepared.Values, _time.GetUtcNow().ToUnixTimeMilliseconds());
+            var stream = _streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey(buffer.Pipeline, buffer.Key)));
+            var delay = _options.RetryDelay;
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await stream.OnNextAsync(batch);
+                    return;
+                }
+                catch (Exception e) when (attempt < _options.MaxAttempts && e is not ArgumentException)
+                {
+                    await Task.Delay(delay, _time);
+                    delay *= 2;
+                }
+            }
+        }
+        finally
+        {
+            buffer.SendLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Validates every event first (all or nothing: the first invalid one throws <see cref="InvalidEventException"/>
+    /// with its index, an unknown pipeline <see cref="UnknownPipelineException"/>), then cuts them into batches per
+    /// key (in order, at most <see cref="PipelineClientOptions.MaxBatchSize"/> each) for <see cref="SendAsync(PreparedBatch, CancellationToken)"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<PreparedBatch>> PrepareAsync(string pipeline, IReadOnlyList<PipelineEvent> events)
+    {
+        var definition = await FindAsync(pipeline);
+        var fields = _fields[definition.Name];
+        var rows = new double[events.Count][];
+        for (var i = 0; i < events.Count; i++)
+        {
+            try
+            {
+                rows[i] = Validate(definition, fields, events[i]);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidEventException(i, e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal));
+            }
+        }
+
+        var batches = new List<PreparedBatch>();
+        foreach (var group in Enumerable.Range(0, events.Count).GroupBy(i => events[i].Key, StringComparer.Ordinal))
+        {
+            KeyBuffer buffer;
+            lock (_gate)
+            {
+                if (!_buffers.TryGetValue((pipeline, group.Key), out buffer!))
+                    _buffers[(pipeline, group.Key)] = buffer = new KeyBuffer(pipeline, group.Key, fields);
+            }
+
+            foreach (var chunk in group.Chunk(_options.MaxBatchSize))
+                batches.Add(new PreparedBatch(buffer, chunk.Select(i => events[i].TimeMs).ToArray(), chunk.SelectMany(i => rows[i]).ToArray()));
+        }
+
+        return batches;
+    }
+
+    /// <summary>
+    /// Sends a prepared batch now (taking an in-flight slot, so the client's bound holds) and completes when it is
+    /// acknowledged: stored in the event queue in cluster mode. Sending the same batch again after a failure reuses its
+    /// producer sequence, so the key applies it at most once.
+    /// </summary>
+    public async Task SendAsync(PreparedBatch batch, CancellationToken cancellationToken = default)
+    {
+        await _inFlight.WaitAsync(cancellationToken);
+        try
+        {
+            await DeliverAsync(batch);
+            Interlocked.Add(ref _published, batch.Count);
+        }
+        finally
+        {
+            _inFlight.Release();
+        }
+    }
+
+    internal sealed record Pending(long[] Times, double[] Values);
 
     /// <summary>Events of one key waiting to be sent.</summary>
-    private sealed class KeyBuffer(string pipeline, string key, string[] fields)
+    internal sealed class KeyBuffer(string pipeline, string key, string[] fields)
     {
         private readonly List<long> _times = [];
         private readonly List<double> _values = [];
@@ -303,6 +371,45 @@ public sealed class PipelineClient : IAsyncDisposable
         }
     }
 }
+
+/// <summary>Events of one key cut from a request, sent (and, after a failure, sent again) as one batch.</summary>
+public sealed class PreparedBatch
+{
+    internal PreparedBatch(PipelineClient.KeyBuffer buffer, long[] times, double[] values)
+    {
+        Buffer = buffer;
+        Times = times;
+        Values = values;
+    }
+
+    internal PipelineClient.KeyBuffer Buffer { get; }
+
+    internal long[] Times { get; }
+
+    internal double[] Values { get; }
+
+    /// <summary>The producer sequence, assigned when the batch is first sent (0 before).</summary>
+    public long Sequence { get; internal set; }
+
+    /// <summary>The pipeline.</summary>
+    public string Pipeline => Buffer.Pipeline;
+
+    /// <summary>The key all its events share.</summary>
+    public string Key => Buffer.Key;
+
+    /// <summary>Its events.</summary>
+    public int Count => Times.Length;
+}
+
+/// <summary>An event of a request is invalid; <see cref="Index"/> says which (0-based). Nothing of the request was published.</summary>
+public sealed class InvalidEventException(int index, string problem) : ArgumentException($"event {index}: {problem}")
+{
+    /// <summary>The invalid event's position in the request.</summary>
+    public int Index { get; } = index;
+}
+
+/// <summary>The pipeline named is not one the cluster runs.</summary>
+public sealed class UnknownPipelineException(string message) : ArgumentException(message);
 
 /// <summary>Publishes your own record type through a <see cref="PipelineClient"/>.</summary>
 public sealed class TypedPublisher<T>(PipelineClient client, string pipeline, Func<T, string> key, Func<T, DateTimeOffset> time, (string Field, Func<T, double> Value)[] fields)

@@ -1,16 +1,22 @@
 using System.Diagnostics;
 using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Pipeline;
 using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Silo;
 
-// orleans-pipeline-silo [run]              a silo: embedded by default; Pipeline:Mode=PostgreSql joins a PostgreSQL cluster
+// orleans-pipeline-silo [run]              a silo with the gRPC gateway (Pipeline:Gateway); embedded by default,
+//                                          Pipeline:Mode=PostgreSql joins a PostgreSQL cluster
+// orleans-pipeline-silo gateway            the gRPC gateway alone, connected to the cluster as an Orleans client
 // orleans-pipeline-silo migrate            PostgreSQL mode: bring the database schema to this build's version
+// orleans-pipeline-silo hash-key [KEY]     a new API key (or the given one) and the hash to configure for it
 // orleans-pipeline-silo demo [options]     a silo plus a synthetic workload published through the client SDK
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
 var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
@@ -29,25 +35,35 @@ if (command == "demo")
         return 2;
     }
 }
-else if (command is not ("run" or "migrate"))
+else if (command == "hash-key")
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, migrate, demo)");
+    var key = rest.FirstOrDefault() ?? ApiKeyHash.NewKey();
+    Console.WriteLine($"key:  {key}");
+    Console.WriteLine($"hash: {ApiKeyHash.Of(key)}");
+    Console.WriteLine("configure the hash (never the key) under Pipeline:Gateway:ApiKeys:<caller>:Hash; give the key to the caller");
+    return 0;
+}
+else if (command is not ("run" or "migrate" or "gateway"))
+{
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo)");
     return 2;
 }
 
 // appsettings.json ships beside the executable; the working directory holds the data.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
-{
-    Args = command == "run" ? args : [],
-    ContentRootPath = AppContext.BaseDirectory,
-});
+var configuration = new ConfigurationManager();
+configuration.SetBasePath(AppContext.BaseDirectory);
+configuration.AddJsonFile("appsettings.json", optional: true);
+configuration.AddEnvironmentVariables();
+if (command is "run" or "gateway") configuration.AddCommandLine(rest);
 IReadOnlyList<PipelineDefinition> pipelines;
 PipelineClusterOptions cluster;
+GatewayOptions gateway;
 try
 {
-    cluster = PipelineClientBuilderExtensions.ReadClusterOptions(builder.Configuration);
-    pipelines = PipelineConfiguration.Read(builder.Configuration);
-    if (pipelines.Count == 0 && command != "migrate") throw new ArgumentException($"no pipelines configured under '{PipelineConfiguration.Section}'");
+    cluster = PipelineClientBuilderExtensions.ReadClusterOptions(configuration);
+    gateway = GatewayHostingExtensions.ReadGatewayOptions(configuration);
+    pipelines = PipelineConfiguration.Read(configuration);
+    if (pipelines.Count == 0 && command is "run" or "demo") throw new ArgumentException($"no pipelines configured under '{PipelineConfiguration.Section}'");
     if (command == "migrate" && cluster.Mode != PipelineMode.PostgreSql)
         throw new ArgumentException("'migrate' needs Pipeline:Mode=PostgreSql and a connection string (embedded mode creates its database itself)");
 }
@@ -88,23 +104,42 @@ if (demo is { Postgres: true })
 
 try
 {
-    var databasePath = builder.Configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");
-    if (demo is not null) databasePath = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-demo-{Environment.ProcessId}.db");
-    var siloPort = builder.Configuration.GetValue("Pipeline:SiloPort", 11111);
-    var gatewayPort = builder.Configuration.GetValue("Pipeline:GatewayPort", 30000);
-    var advertised = builder.Configuration["Pipeline:AdvertisedAddress"] is { Length: > 0 } address ? IPAddress.Parse(address) : null;
-    builder.UseOrleans(silo => silo
-        .Configure<Orleans.Configuration.ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"))
-        .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
-        .AddPipelineSilo(options =>
-        {
-            options.Pipelines.AddRange(pipelines);
-            options.Cluster = cluster;
-            options.DatabasePath = databasePath;
-            options.MigrateOnStart = builder.Configuration.GetValue("Pipeline:MigrateOnStart", true);
-        }));
+    var settings = new HostApplicationBuilderSettings { Configuration = configuration, ContentRootPath = AppContext.BaseDirectory };
+    var withGateway = command == "gateway" || (command == "run" && gateway.Enabled);
+    IHostApplicationBuilder builder = withGateway
+        ? WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory })
+        : Host.CreateApplicationBuilder(settings);
+    if (builder is WebApplicationBuilder web)
+    {
+        web.Configuration.AddConfiguration(configuration);
+        web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
+        web.Services.AddPipelineGateway(gateway, cluster);
+    }
 
-    using var host = builder.Build();
+    var databasePath = configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");
+    if (demo is not null) databasePath = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-demo-{Environment.ProcessId}.db");
+    var siloPort = configuration.GetValue("Pipeline:SiloPort", 11111);
+    var gatewayPort = configuration.GetValue("Pipeline:GatewayPort", 30000);
+    var advertised = configuration["Pipeline:AdvertisedAddress"] is { Length: > 0 } address ? IPAddress.Parse(address) : null;
+    if (command == "gateway")
+    {
+        builder.UseOrleansClient(client => client.UsePipelineCluster(cluster, gatewayPort));
+    }
+    else
+    {
+        builder.UseOrleans(silo => silo
+            .Configure<Orleans.Configuration.ClusterMembershipOptions>(configuration.GetSection("Orleans:Membership"))
+            .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
+            .AddPipelineSilo(options =>
+            {
+                options.Pipelines.AddRange(pipelines);
+                options.Cluster = cluster;
+                options.DatabasePath = databasePath;
+                options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
+            }));
+    }
+
+    using var host = builder is WebApplicationBuilder webBuilder ? BuildGateway(webBuilder) : ((HostApplicationBuilder)builder).Build();
     try
     {
         await host.StartAsync();
@@ -113,6 +148,14 @@ try
     {
         Console.Error.WriteLine($"error: the silo could not start: {Innermost(e).Message}");
         return 3;
+    }
+
+    if (withGateway) Console.WriteLine($"gateway listening on {gateway.Url} (gRPC and JSON; {(gateway.ApiKeys.Count == 0 ? "no API keys: open to every caller" : $"{gateway.ApiKeys.Count} API key(s)")})");
+    if (command == "gateway")
+    {
+        Console.WriteLine($"gateway connected to the cluster ({cluster.Mode} mode, cluster '{cluster.ClusterId}')");
+        await host.WaitForShutdownAsync();
+        return 0;
     }
 
     Console.WriteLine(cluster.Mode == PipelineMode.PostgreSql
@@ -140,6 +183,13 @@ try
 finally
 {
     if (throwaway is not null) await throwaway.DisposeAsync();
+}
+
+static WebApplication BuildGateway(WebApplicationBuilder builder)
+{
+    var app = builder.Build();
+    app.MapPipelineGateway();
+    return app;
 }
 
 static string Describe(string connectionString)

@@ -105,7 +105,7 @@ public sealed class EndToEndTests
         var good = new PipelineEvent("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 });
         await client.PublishAsync("tumbling", good);
 
-        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => client.PublishAsync("payments", good));
+        var unknown = await Assert.ThrowsAsync<Client.UnknownPipelineException>(() => client.PublishAsync("payments", good));
         Assert.Contains("unknown pipeline 'payments'", unknown.Message, StringComparison.Ordinal);
         var noKey = await Assert.ThrowsAsync<ArgumentException>(() => client.PublishAsync("tumbling", good with { Key = "" }));
         Assert.Contains("event key is missing", noKey.Message, StringComparison.Ordinal);

@@ -29,6 +29,7 @@ public sealed class SiloProcessTests(PostgresServer postgres, Xunit.Abstractions
         ["Pipeline__Streams__PollInterval"] = "00:00:00.050",
         ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{SiloProcess.FreePort()}",
         ["Orleans__Membership__ProbeTimeout"] = "00:00:01",
         ["Orleans__Membership__NumMissedProbesLimit"] = "2",
         ["Orleans__Membership__NumVotesForDeathDeclaration"] = "1",

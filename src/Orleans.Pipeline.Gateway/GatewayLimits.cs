@@ -1,0 +1,64 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Grpc.Core;
+
+namespace Orleans.Pipeline.Gateway;
+
+/// <summary>
+/// Backpressure at the door: a token bucket per caller (events per second, with a burst) and one cap on events in
+/// flight through this gateway. A request beyond either is refused at once with RESOURCE_EXHAUSTED and a
+/// <c>retry-after-ms</c> trailer, never queued: memory stays bounded however hard callers push.
+/// </summary>
+internal sealed class GatewayLimits : IDisposable
+{
+    private readonly PartitionedRateLimiter<string> _perCaller;
+    private readonly ConcurrencyLimiter _inFlight;
+
+    public GatewayLimits(GatewayOptions options)
+    {
+        _perCaller = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = options.BurstPerCaller,
+            TokensPerPeriod = Math.Max(1, options.EventsPerSecondPerCaller / 10),
+            ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
+        _inFlight = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxInFlightEvents, QueueLimit = 0 });
+    }
+
+    /// <summary>Admits <paramref name="events"/> events of <paramref name="caller"/>, or throws RESOURCE_EXHAUSTED. Dispose the lease when they are stored.</summary>
+    public RateLimitLease Admit(string caller, int events, ServerCallContext context)
+    {
+        using (var rate = _perCaller.AttemptAcquire(caller, events))
+        {
+            if (!rate.IsAcquired)
+            {
+                var wait = rate.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromMilliseconds(100);
+                throw Exhausted(context, wait, $"rate limit: caller '{caller}' may publish {events} more events after {wait.TotalMilliseconds:0} ms");
+            }
+        }
+
+        var lease = _inFlight.AttemptAcquire(events);
+        if (!lease.IsAcquired)
+        {
+            lease.Dispose();
+            throw Exhausted(context, TimeSpan.FromMilliseconds(200), "the gateway is at its limit of events in flight; retry shortly");
+        }
+
+        return lease;
+    }
+
+    private static RpcException Exhausted(ServerCallContext context, TimeSpan retryAfter, string message)
+    {
+        var milliseconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
+        context.ResponseTrailers.Add("retry-after-ms", milliseconds);
+        return new RpcException(new Status(StatusCode.ResourceExhausted, message), new Grpc.Core.Metadata { { "retry-after-ms", milliseconds } });
+    }
+
+    public void Dispose()
+    {
+        _perCaller.Dispose();
+        _inFlight.Dispose();
+    }
+}

@@ -1,0 +1,231 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.PostgreSql;
+using V1 = Orleans.Pipeline.Gateway.V1;
+
+namespace Orleans.Pipeline.Gateway;
+
+/// <summary>
+/// The gRPC (and JSON) gateway over a <see cref="PipelineClient"/>: authenticates, authorizes per pipeline, validates
+/// every event before anything is published (a request is all or nothing), admits requests through the rate and
+/// in-flight limits, and answers only when every batch is stored. Retries with the same request id reuse the
+/// batches' producer sequences, so the keys apply them once.
+/// </summary>
+internal sealed partial class GatewayService(
+    PipelineClient client,
+    GatewayOptions options,
+    GatewayAccess access,
+    GatewayLimits limits,
+    RecentRequests recent,
+    ILogger<GatewayService> logger,
+    PostgresResultReader? resultReader = null) : V1.PipelineGateway.PipelineGatewayBase
+{
+    public override async Task<V1.ListPipelinesResponse> ListPipelines(V1.ListPipelinesRequest request, ServerCallContext context)
+    {
+        var caller = access.Authenticate(context);
+        var response = new V1.ListPipelinesResponse();
+        foreach (var pipeline in (await client.GetPipelinesAsync()).Values.OrderBy(p => p.Name, StringComparer.Ordinal))
+        {
+            if (caller.May(Access.Publish, pipeline.Name) || caller.May(Access.Read, pipeline.Name)) response.Pipelines.Add(GatewayMapping.ToInfo(pipeline));
+        }
+
+        return response;
+    }
+
+    public override async Task<V1.PublishResponse> Publish(V1.PublishRequest request, ServerCallContext context)
+    {
+        var caller = access.Authenticate(context);
+        return await PublishOneAsync(caller, request, context);
+    }
+
+    public override async Task PublishStream(IAsyncStreamReader<V1.PublishRequest> requestStream, IServerStreamWriter<V1.PublishResponse> responseStream, ServerCallContext context)
+    {
+        var caller = access.Authenticate(context);
+        await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
+            await responseStream.WriteAsync(await PublishOneAsync(caller, request, context));
+    }
+
+    public override async Task<V1.KeyWindows> QueryKey(V1.QueryKeyRequest request, ServerCallContext context)
+    {
+        var caller = access.Authenticate(context);
+        var pipeline = await KnownPipelineAsync(request.Pipeline);
+        GatewayAccess.Authorize(caller, Access.Read, pipeline.Name);
+        if (string.IsNullOrEmpty(request.Key)) throw Invalid("key is missing");
+        var windows = await client.QueryAsync(pipeline.Name, request.Key);
+        var outputs = pipeline.OutputNames();
+        var response = new V1.KeyWindows
+        {
+            Watermark = windows.Watermark,
+            AppliedEvents = windows.AppliedEvents,
+            LateEvents = windows.LateEvents,
+            DuplicateBatches = windows.DuplicateBatches,
+        };
+        response.Open.AddRange(windows.Open.Select(r => GatewayMapping.ToWire(r, outputs)));
+        response.Closed.AddRange(windows.Closed.Select(r => GatewayMapping.ToWire(r, outputs)));
+        return response;
+    }
+
+    public override async Task Subscribe(V1.SubscribeRequest request, IServerStreamWriter<V1.ResultBatch> responseStream, ServerCallContext context)
+    {
+        var caller = access.Authenticate(context);
+        var pipeline = await KnownPipelineAsync(request.Pipeline);
+        GatewayAccess.Authorize(caller, Access.Read, pipeline.Name);
+        var keys = request.Keys.ToHashSet(StringComparer.Ordinal);
+        var outputs = pipeline.OutputNames();
+        var fields = pipeline.Windowing.Fields;
+        if (request.HasAfterChangeId)
+        {
+            if (resultReader is null)
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, "after_change_id needs cluster mode: embedded mode keeps no results table to resume from"));
+            await ResumeAsync(pipeline.Name, outputs, request.AfterChangeId, keys, responseStream, context.CancellationToken);
+            return;
+        }
+
+        // Live: a bounded buffer per subscriber; one that falls too far behind is disconnected rather than slowing
+        // the pipeline's results for everyone.
+        var channel = Channel.CreateBounded<ResultBatch>(new BoundedChannelOptions(options.SubscriberBuffer) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        var overflowed = false;
+        await using var subscription = await client.SubscribeAsync(pipeline.Name, batch =>
+        {
+            if ((keys.Count == 0 || keys.Contains(batch.Key)) && !channel.Writer.TryWrite(batch))
+            {
+                overflowed = true;
+                channel.Writer.TryComplete();
+            }
+
+            return Task.CompletedTask;
+        });
+        try
+        {
+            await foreach (var batch in channel.Reader.ReadAllAsync(context.CancellationToken))
+            {
+                var wire = new V1.ResultBatch { Pipeline = batch.Pipeline, Key = batch.Key };
+                wire.Results.AddRange(batch.Results.Select(r => GatewayMapping.ToWire(r, outputs)));
+                wire.LateEvents.AddRange(batch.LateEvents.Select(l => GatewayMapping.ToWire(l, fields)));
+                await responseStream.WriteAsync(wire, context.CancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            return;
+        }
+
+        if (overflowed)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted,
+                $"the subscriber fell more than {options.SubscriberBuffer} result batches behind and was disconnected" +
+                (resultReader is null ? "" : "; resubscribe with after_change_id to catch up from the results table")));
+        }
+    }
+
+    /// <summary>Cluster mode: every stored result after the given change, then new ones as they are stored.</summary>
+    private async Task ResumeAsync(string pipeline, IReadOnlyList<string> outputs, long after, HashSet<string> keys, IServerStreamWriter<V1.ResultBatch> responseStream, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var changes = await resultReader!.ReadChangesAsync(pipeline, outputs, after, keys, 1_000, cancellationToken);
+                foreach (var change in changes)
+                {
+                    var wire = new V1.ResultBatch { Pipeline = pipeline, Key = change.Key, ChangeId = change.ChangeId };
+                    wire.Results.Add(GatewayMapping.ToWire(change.Result, outputs));
+                    await responseStream.WriteAsync(wire, cancellationToken);
+                    after = change.ChangeId;
+                }
+
+                if (changes.Count < 1_000) await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task<V1.PublishResponse> PublishOneAsync(Caller caller, V1.PublishRequest request, ServerCallContext context)
+    {
+        if (request.RequestId.Length > 128) throw Invalid("request_id is longer than 128 characters");
+        if (request.Events.Count == 0) throw Invalid("the request has no events");
+        if (request.Events.Count > options.MaxEventsPerRequest)
+            throw Invalid($"the request has {request.Events.Count} events; at most {options.MaxEventsPerRequest} are accepted per request");
+        var size = request.CalculateSize();
+        if (size > options.MaxRequestBytes) throw Invalid($"the request is {size} bytes; at most {options.MaxRequestBytes} are accepted");
+        var pipeline = await KnownPipelineAsync(request.Pipeline);
+        GatewayAccess.Authorize(caller, Access.Publish, pipeline.Name);
+
+        var id = request.RequestId.Length > 0 ? $"{caller.Name}\n{request.RequestId}" : null;
+        var batches = id is not null ? recent.Find(id) : null;
+        if (batches is null)
+        {
+            try
+            {
+                batches = await client.PrepareAsync(pipeline.Name, request.Events.Select(GatewayMapping.FromWire).ToList());
+            }
+            catch (InvalidEventException e)
+            {
+                throw Invalid(e.Message);
+            }
+
+            if (id is not null) batches = recent.Remember(id, batches);
+        }
+
+        using var lease = limits.Admit(caller.Name, request.Events.Count, context);
+        var sends = batches.Select(b => client.SendAsync(b, context.CancellationToken)).ToArray();
+        try
+        {
+            await Task.WhenAll(sends);
+        }
+        catch (Exception e) when (e is not RpcException)
+        {
+            var stored = sends.Count(t => t.IsCompletedSuccessfully);
+            LogPublishFailed(e, pipeline.Name, stored, sends.Length);
+            throw new RpcException(new Status(StatusCode.Unavailable,
+                $"{stored} of {sends.Length} key batches were stored before the cluster failed to take the rest ({e.GetBaseException().Message}); " +
+                (id is null ? "retrying the request may publish the stored ones twice: send a request_id" : "retry with the same request_id: nothing is published twice")));
+        }
+
+        return new V1.PublishResponse { RequestId = request.RequestId, Accepted = request.Events.Count };
+    }
+
+    private async Task<PipelineDefinition> KnownPipelineAsync(string name)
+    {
+        if (string.IsNullOrEmpty(name)) throw Invalid("pipeline is missing");
+        var pipelines = await client.GetPipelinesAsync();
+        return pipelines.TryGetValue(name, out var pipeline)
+            ? pipeline
+            : throw new RpcException(new Status(StatusCode.NotFound, $"unknown pipeline '{name}' (known: {string.Join(", ", pipelines.Keys.Order(StringComparer.Ordinal))})"));
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing to '{Pipeline}' failed after {Stored} of {Total} key batches were stored")]
+    private partial void LogPublishFailed(Exception exception, string pipeline, int stored, int total);
+}
+
+/// <summary>
+/// Recent requests by (caller, request id) and their prepared batches, so that a retry sends the very same batches
+/// (same producer sequences) and nothing is published twice. Bounded: the oldest are forgotten first.
+/// </summary>
+internal sealed class RecentRequests(int capacity = 100_000)
+{
+    private readonly ConcurrentDictionary<string, IReadOnlyList<PreparedBatch>> _byId = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<string> _order = new();
+
+    public IReadOnlyList<PreparedBatch>? Find(string id) => _byId.GetValueOrDefault(id);
+
+    /// <summary>Remembers the batches (or returns those of a concurrent request with the same id).</summary>
+    public IReadOnlyList<PreparedBatch> Remember(string id, IReadOnlyList<PreparedBatch> batches)
+    {
+        var kept = _byId.GetOrAdd(id, batches);
+        if (ReferenceEquals(kept, batches))
+        {
+            _order.Enqueue(id);
+            while (_order.Count > capacity && _order.TryDequeue(out var oldest)) _byId.TryRemove(oldest, out _);
+        }
+
+        return kept;
+    }
+}

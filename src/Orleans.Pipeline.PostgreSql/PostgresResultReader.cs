@@ -1,0 +1,50 @@
+using System.Text.Json;
+using Npgsql;
+using Orleans.Pipeline.Windowing;
+
+namespace Orleans.Pipeline.PostgreSql;
+
+/// <summary>One stored result and the change that last wrote it.</summary>
+public sealed record StoredResult(string Key, WindowResult Result, long ChangeId);
+
+/// <summary>
+/// Reads the results table in change order, for subscribers that resume "after change N". Rows younger than
+/// <see cref="Settle"/> are left for the next read: change ids are drawn before commit, so a younger row's
+/// neighbours may not be visible yet.
+/// </summary>
+public sealed class PostgresResultReader(NpgsqlDataSource dataSource)
+{
+    /// <summary>How old a change must be before it is read.</summary>
+    public static readonly TimeSpan Settle = TimeSpan.FromSeconds(1);
+
+    /// <summary>Up to <paramref name="limit"/> results of <paramref name="pipeline"/> changed after <paramref name="afterChangeId"/>, oldest change first.</summary>
+    public async Task<IReadOnlyList<StoredResult>> ReadChangesAsync(string pipeline, IReadOnlyList<string> outputNames, long afterChangeId, IReadOnlyCollection<string> keys, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT key, window_start, window_end, revision, kind, event_count, watermark, output_values::text, change_id
+            FROM pipeline_window_results
+            WHERE pipeline = @pipeline AND change_id > @after AND updated_at < now() - @settle
+              AND (cardinality(@keys) = 0 OR key = ANY(@keys))
+            ORDER BY change_id
+            LIMIT @limit
+            """);
+        command.Parameters.AddWithValue("pipeline", pipeline);
+        command.Parameters.AddWithValue("after", afterChangeId);
+        command.Parameters.AddWithValue("settle", Settle);
+        command.Parameters.AddWithValue("keys", keys.ToArray());
+        command.Parameters.AddWithValue("limit", limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var results = new List<StoredResult>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            using var json = JsonDocument.Parse(reader.GetString(7));
+            var values = outputNames.Select(n => json.RootElement.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN).ToArray();
+            var kind = Enum.Parse<ResultKind>(reader.GetString(4), ignoreCase: true);
+            results.Add(new StoredResult(reader.GetString(0),
+                new WindowResult(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt32(3), kind, reader.GetInt64(5), values, reader.GetInt64(6)),
+                reader.GetInt64(8)));
+        }
+
+        return results;
+    }
+}
