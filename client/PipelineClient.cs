@@ -193,7 +193,7 @@ public sealed class PipelineClient : IAsyncDisposable
             if (item.Fields is null || !item.Fields.TryGetValue(fields[f], out var value))
                 throw new ArgumentException($"pipeline '{definition.Name}', key '{item.Key}': field '{fields[f]}' is missing", nameof(item));
             if (!double.IsFinite(value))
-                throw new ArgumentException($"pipeline '{definition.Name}', key '{item.Key}': field '{fields[f]}' is {value}, not a finite number", nameof(item));
+                throw new ArgumentException($"pipeline '{definition.Name}', key '{item.Key}': field '{fields[f]}' is {(double.IsNaN(value) ? "NaN" : "infinite")}, not a finite number", nameof(item));
             row[f] = value;
         }
 

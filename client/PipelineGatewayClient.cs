@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Grpc.Core;
+using Grpc.Net.Client;
+using V1 = Orleans.Pipeline.Gateway.V1;
+
+namespace Orleans.Pipeline.Client;
+
+/// <summary>Tuning of a <see cref="PipelineGatewayClient"/>.</summary>
+public sealed class PipelineGatewayClientOptions
+{
+    /// <summary>The caller's API key, sent as <c>x-api-key</c> (none when the gateway has no keys).</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>How long one publish may keep retrying (rate limits, load shedding, an unavailable cluster) before it fails.</summary>
+    public TimeSpan RetryBudget { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>First delay after UNAVAILABLE; doubled per attempt (RESOURCE_EXHAUSTED waits as long as the gateway says).</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+}
+
+/// <summary>
+/// The gateway from .NET, over gRPC: for producers outside the cluster. Each publish carries a request id that stays
+/// the same across its retries, so the gateway publishes it once however often it is sent. RESOURCE_EXHAUSTED (rate
+/// limit, load shedding) is waited out for as long as the gateway's <c>retry-after-ms</c> says, UNAVAILABLE with
+/// exponential backoff, both within <see cref="PipelineGatewayClientOptions.RetryBudget"/>; bad input, unknown
+/// pipelines and refused keys fail at once.
+/// </summary>
+public sealed class PipelineGatewayClient(GrpcChannel channel, PipelineGatewayClientOptions? options = null) : IDisposable
+{
+    private readonly V1.PipelineGateway.PipelineGatewayClient _grpc = new(channel);
+    private readonly PipelineGatewayClientOptions _options = options ?? new PipelineGatewayClientOptions();
+    private long _throttled;
+
+    /// <summary>Connects to a gateway address (e.g. <c>http://localhost:5080</c>).</summary>
+    public PipelineGatewayClient(Uri address, PipelineGatewayClientOptions? options = null)
+        : this(GrpcChannel.ForAddress(address), options)
+    {
+    }
+
+    /// <summary>Times a publish was refused with RESOURCE_EXHAUSTED and retried after the gateway's delay.</summary>
+    public long ThrottledAttempts => Interlocked.Read(ref _throttled);
+
+    /// <summary>Publishes events to one pipeline; returns once the gateway has stored them all.</summary>
+    public async Task<V1.PublishResponse> PublishAsync(string pipeline, IEnumerable<PipelineEvent> events, CancellationToken cancellationToken = default)
+    {
+        var request = new V1.PublishRequest { Pipeline = pipeline, RequestId = Guid.NewGuid().ToString("N") };
+        foreach (var e in events)
+        {
+            var wire = new V1.Event { Key = e.Key ?? "", TimeMs = e.TimeMs };
+            if (e.Fields is not null) foreach (var (name, value) in e.Fields) wire.Fields[name] = value;
+            request.Events.Add(wire);
+        }
+
+        var deadline = DateTime.UtcNow + _options.RetryBudget;
+        var delay = _options.RetryDelay;
+        while (true)
+        {
+            try
+            {
+                return await _grpc.PublishAsync(request, Headers(), cancellationToken: cancellationToken);
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.ResourceExhausted or StatusCode.Unavailable && DateTime.UtcNow < deadline)
+            {
+                TimeSpan wait;
+                if (e.StatusCode == StatusCode.ResourceExhausted)
+                {
+                    Interlocked.Increment(ref _throttled);
+                    wait = RetryAfter(e) ?? delay;
+                }
+                else
+                {
+                    wait = delay;
+                    delay *= 2;
+                }
+
+                await Task.Delay(wait + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 20)), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>A key's open and recent closed windows.</summary>
+    public async Task<V1.KeyWindows> QueryAsync(string pipeline, string key, CancellationToken cancellationToken = default) =>
+        await _grpc.QueryKeyAsync(new V1.QueryKeyRequest { Pipeline = pipeline, Key = key }, Headers(), cancellationToken: cancellationToken);
+
+    /// <summary>The pipelines this caller may use.</summary>
+    public async Task<IReadOnlyList<V1.PipelineInfo>> ListPipelinesAsync(CancellationToken cancellationToken = default) =>
+        (await _grpc.ListPipelinesAsync(new V1.ListPipelinesRequest(), Headers(), cancellationToken: cancellationToken)).Pipelines;
+
+    /// <summary>The pipeline's results (optionally some keys; in cluster mode optionally resumed after a change id).</summary>
+    public async IAsyncEnumerable<V1.ResultBatch> SubscribeAsync(string pipeline, IEnumerable<string>? keys = null, long? afterChangeId = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var request = new V1.SubscribeRequest { Pipeline = pipeline };
+        if (keys is not null) request.Keys.Add(keys);
+        if (afterChangeId is { } after) request.AfterChangeId = after;
+        using var call = _grpc.Subscribe(request, Headers(), cancellationToken: cancellationToken);
+        await foreach (var batch in call.ResponseStream.ReadAllAsync(cancellationToken)) yield return batch;
+    }
+
+    public void Dispose() => channel.Dispose();
+
+    private Grpc.Core.Metadata? Headers() => _options.ApiKey is { } key ? new Grpc.Core.Metadata { { "x-api-key", key } } : null;
+
+    private static TimeSpan? RetryAfter(RpcException e)
+    {
+        var value = e.Trailers.GetValue("retry-after-ms");
+        return value is not null && long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? TimeSpan.FromMilliseconds(ms) : null;
+    }
+}

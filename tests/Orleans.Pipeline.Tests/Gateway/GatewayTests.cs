@@ -1,0 +1,306 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Reflection.V1Alpha;
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Gateway;
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Tests.Reference;
+using static Orleans.Pipeline.Tests.Workload;
+using V1 = Orleans.Pipeline.Gateway.V1;
+
+namespace Orleans.Pipeline.Tests.Gateway;
+
+/// <summary>
+/// The gateway end to end: what is published through it gives exactly the reference windows, by query and by
+/// subscription; bad input and bad keys are refused with the right status and nothing half-published; a flood is
+/// shed with RESOURCE_EXHAUSTED without losing what was accepted, and the .NET gateway client rides it out.
+/// </summary>
+public sealed class GatewayTests
+{
+    private static readonly PipelineDefinition Tumbling = PipelineCluster.Pipelines.Single(p => p.Name == "tumbling");
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Publish_query_and_subscribe_round_trip_with_exactly_the_reference_windows(bool realPort)
+    {
+        await using var host = await GatewayHost.StartAsync(realPort: realPort);
+        using var client = host.NewClient();
+        var events = Events(5, WindowKind.Tumbling);
+        var (expected, late) = Expected(Tumbling, events);
+        var received = new ConcurrentQueue<V1.ResultBatch>();
+        using var cancel = new CancellationTokenSource(Deadline);
+        var subscribed = new TaskCompletionSource();
+        var reading = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var batch in client.SubscribeAsync("tumbling", ["trace", "marker"], cancellationToken: cancel.Token))
+                    received.Enqueue(batch);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled)
+            {
+            }
+        });
+        // The live feed starts once the subscription is registered: close windows of a marker key until one arrives.
+        for (var t = 1_000L; received.IsEmpty; t += 1_000)
+        {
+            await client.PublishAsync("tumbling", [new PipelineEvent("marker", t, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+            await Task.Delay(100);
+            if (t > 200_000) Assert.Fail("the subscription never received a result");
+        }
+
+        // A key outside the filter: its results must not arrive.
+        await client.PublishAsync("tumbling", [new("other", 1, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }), new("other", 500, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        foreach (var chunk in events.Chunk(13)) await client.PublishAsync("tumbling", chunk.Select(e => ToEvent("trace", e)));
+
+        await WaitUntilAsync(async () =>
+        {
+            var windows = await client.QueryAsync("tumbling", "trace");
+            return windows.AppliedEvents + windows.LateEvents == events.Count;
+        }, "every event applied");
+        var queried = await client.QueryAsync("tumbling", "trace");
+        Assert.Equal(late, queried.LateEvents);
+        string? difference = null;
+        await WaitUntilAsync(() => Task.FromResult((difference = Difference(Fold(received, "trace"), expected)) is null), $"subscribed results equal the reference ({difference})");
+        Assert.DoesNotContain(received, b => b.Key == "other");
+        await cancel.CancelAsync();
+        await reading;
+    }
+
+    [Fact]
+    public async Task Json_over_http_publishes_and_queries_like_grpc()
+    {
+        await using var host = await GatewayHost.StartAsync();
+        using var http = host.Json();
+
+        var published = await http.PostAsJsonAsync("/v1/pipelines/tumbling/events", new
+        {
+            requestId = "json-1",
+            events = new[] { new { key = "json", timeMs = 3, fields = new { a = 2.5, b = 1 } }, new { key = "json", timeMs = 4, fields = new { a = 1.5, b = 1 } } },
+        });
+        Assert.Equal(System.Net.HttpStatusCode.OK, published.StatusCode);
+        Assert.Equal(2, (await published.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accepted").GetInt32());
+
+        JsonElement windows = default;
+        await WaitUntilAsync(async () =>
+        {
+            windows = await http.GetFromJsonAsync<JsonElement>("/v1/pipelines/tumbling/keys/json");
+            return windows.TryGetProperty("appliedEvents", out var applied) && applied.GetRawText().Trim('"') == "2";
+        }, "two events applied");
+        var open = Assert.Single(windows.GetProperty("open").EnumerateArray());
+        Assert.Equal(4.0, open.GetProperty("values").GetProperty("sum_a").GetDouble());
+
+        var missing = await http.GetAsync("/v1/pipelines/nope/keys/json");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task Each_bad_input_is_refused_with_invalid_argument_naming_the_event_and_field_and_nothing_of_it_is_published()
+    {
+        await using var host = await GatewayHost.StartAsync(new GatewayOptions { MaxEventsPerRequest = 100, BurstPerCaller = 1_000, MaxInFlightEvents = 1_000, MaxRequestBytes = 4_096 });
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        using var client = host.NewClient();
+        await client.PublishAsync("tumbling", [new PipelineEvent("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
+
+        static V1.Event Good(long time = 6) => new() { Key = "k", TimeMs = time, Fields = { ["a"] = 1, ["b"] = 2 } };
+        async Task<RpcException> Refused(V1.PublishRequest request) => await Assert.ThrowsAsync<RpcException>(() => grpc.PublishAsync(request).ResponseAsync);
+
+        var unknown = await Refused(new V1.PublishRequest { Pipeline = "payments", Events = { Good() } });
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("unknown pipeline 'payments'", unknown.Status.Detail, StringComparison.Ordinal);
+
+        var cases = new (V1.Event Bad, string Message)[]
+        {
+            (new V1.Event { Key = "", TimeMs = 6, Fields = { ["a"] = 1, ["b"] = 2 } }, "event 1: pipeline 'tumbling': event key is missing"),
+            (new V1.Event { Key = "k", TimeMs = -5, Fields = { ["a"] = 1, ["b"] = 2 } }, "event 1: pipeline 'tumbling', key 'k': event time -5 is outside"),
+            (new V1.Event { Key = "k", TimeMs = 6, Fields = { ["a"] = double.NaN, ["b"] = 2 } }, "event 1: pipeline 'tumbling', key 'k': field 'a' is NaN"),
+            (new V1.Event { Key = "k", TimeMs = 6, Fields = { ["a"] = double.PositiveInfinity, ["b"] = 2 } }, "event 1: pipeline 'tumbling', key 'k': field 'a' is infinite"),
+            (new V1.Event { Key = "k", TimeMs = 6, Fields = { ["a"] = 1 } }, "event 1: pipeline 'tumbling', key 'k': field 'b' is missing"),
+        };
+        foreach (var (bad, message) in cases)
+        {
+            // A valid event first: the request is all or nothing.
+            var error = await Refused(new V1.PublishRequest { Pipeline = "tumbling", Events = { Good(), bad } });
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            Assert.StartsWith(message, error.Status.Detail, StringComparison.Ordinal);
+        }
+
+        var tooMany = await Refused(new V1.PublishRequest { Pipeline = "tumbling", Events = { Enumerable.Range(0, 101).Select(i => Good(i)) } });
+        Assert.Equal((StatusCode.InvalidArgument, true), (tooMany.StatusCode, tooMany.Status.Detail.Contains("at most 100", StringComparison.Ordinal)));
+        var tooLarge = await Refused(new V1.PublishRequest { Pipeline = "tumbling", Events = { new V1.Event { Key = new string('k', 500), TimeMs = 6, Fields = { ["a"] = 1, ["b"] = 2 } } }, RequestId = new string('r', 128) }.Also(r => r.Events.Add(Enumerable.Range(0, 9).Select(_ => r.Events[0].Clone()))));
+        Assert.Equal((StatusCode.InvalidArgument, true), (tooLarge.StatusCode, tooLarge.Status.Detail.Contains("at most 4096 are accepted", StringComparison.Ordinal)));
+
+        // A last valid event: once it is applied, everything sent before it on this key is too. Only the two valid
+        // single-event requests count; no event of a refused request was published.
+        await client.PublishAsync("tumbling", [new PipelineEvent("k", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
+        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "k")).AppliedEvents >= 2, "the last event applied");
+        Assert.Equal(2, (await client.QueryAsync("tumbling", "k")).AppliedEvents);
+    }
+
+    [Fact]
+    public async Task Api_keys_authenticate_callers_and_permissions_are_per_pipeline()
+    {
+        var options = new GatewayOptions
+        {
+            ApiKeys =
+            {
+                ["producer"] = new ApiKeySettings { Hash = ApiKeyHash.Of("producer-key"), Publish = ["tumbling"] },
+                ["analyst"] = new ApiKeySettings { Hash = ApiKeyHash.Of("analyst-key"), Read = ["*"] },
+            },
+        };
+        await using var host = await GatewayHost.StartAsync(options);
+        PipelineEvent[] one = [new("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })];
+
+        using var anonymous = host.NewClient();
+        var none = await Assert.ThrowsAsync<RpcException>(() => anonymous.PublishAsync("tumbling", one));
+        Assert.Equal(StatusCode.Unauthenticated, none.StatusCode);
+        using var wrong = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "guess" });
+        Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => wrong.QueryAsync("tumbling", "k"))).StatusCode);
+
+        using var producer = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "producer-key" });
+        await producer.PublishAsync("tumbling", one);
+        var otherPipeline = await Assert.ThrowsAsync<RpcException>(() => producer.PublishAsync("session", one));
+        Assert.Equal(StatusCode.PermissionDenied, otherPipeline.StatusCode);
+        Assert.Contains("API key 'producer' may not publish to pipeline 'session'", otherPipeline.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => producer.QueryAsync("tumbling", "k"))).StatusCode);
+        Assert.Equal(["tumbling"], (await producer.ListPipelinesAsync()).Select(p => p.Name));
+
+        using var analyst = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "analyst-key" });
+        Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => analyst.PublishAsync("tumbling", one))).StatusCode);
+        await WaitUntilAsync(async () => (await analyst.QueryAsync("tumbling", "k")).AppliedEvents == 1, "the producer's event readable by the analyst");
+
+        // Bearer works as well as x-api-key.
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        var pipelines = await grpc.ListPipelinesAsync(new V1.ListPipelinesRequest(), new Grpc.Core.Metadata { { "authorization", "Bearer analyst-key" } });
+        Assert.Equal(3, pipelines.Pipelines.Count);
+    }
+
+    [Fact]
+    public async Task A_flood_is_shed_with_resource_exhausted_and_every_accepted_event_is_applied_once()
+    {
+        var options = new GatewayOptions { EventsPerSecondPerCaller = 2_000, BurstPerCaller = 1_000, MaxEventsPerRequest = 100, MaxInFlightEvents = 1_000 };
+        await using var host = await GatewayHost.StartAsync(options);
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        var accepted = 0;
+        var refused = 0;
+        var retryAfter = new ConcurrentBag<string>();
+        var time = 0L;
+
+        // 60 requests of 100 events at once: far beyond a burst of 1,000.
+        await Task.WhenAll(Enumerable.Range(0, 60).Select(async r =>
+        {
+            var request = new V1.PublishRequest { Pipeline = "tumbling" };
+            for (var i = 0; i < 100; i++) request.Events.Add(new V1.Event { Key = $"flood-{r % 4}", TimeMs = Interlocked.Increment(ref time), Fields = { ["a"] = 1, ["b"] = 1 } });
+            try
+            {
+                Interlocked.Add(ref accepted, (await grpc.PublishAsync(request)).Accepted);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.ResourceExhausted)
+            {
+                Interlocked.Increment(ref refused);
+                retryAfter.Add(e.Trailers.GetValue("retry-after-ms") ?? "");
+            }
+        }));
+
+        Assert.True(refused > 0, "nothing was refused");
+        Assert.True(accepted > 0, "nothing was accepted");
+        Assert.All(retryAfter, value => Assert.True(long.TryParse(value, out var ms) && ms > 0, $"retry-after-ms '{value}'"));
+        using var client = host.NewClient();
+        await WaitUntilAsync(async () =>
+        {
+            long applied = 0;
+            for (var k = 0; k < 4; k++)
+            {
+                var windows = await client.QueryAsync("tumbling", $"flood-{k}");
+                applied += windows.AppliedEvents + windows.LateEvents;
+            }
+
+            return applied == accepted;
+        }, $"the {accepted} accepted events applied");
+    }
+
+    [Fact]
+    public async Task The_dotnet_gateway_client_backs_off_on_resource_exhausted_and_publishes_everything_once()
+    {
+        var options = new GatewayOptions { EventsPerSecondPerCaller = 2_000, BurstPerCaller = 500, MaxEventsPerRequest = 100, MaxInFlightEvents = 500 };
+        await using var host = await GatewayHost.StartAsync(options);
+        using var client = host.NewClient();
+
+        var time = 0L;
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(r => client.PublishAsync("tumbling",
+            Enumerable.Range(0, 100).Select(_ => new PipelineEvent("backoff", Interlocked.Increment(ref time), new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })))));
+
+        Assert.True(client.ThrottledAttempts > 0, "the client was never throttled");
+        await WaitUntilAsync(async () =>
+        {
+            var windows = await client.QueryAsync("tumbling", "backoff");
+            return windows.AppliedEvents + windows.LateEvents == 2_000;
+        }, "2,000 events applied once");
+        Assert.Equal(0, (await client.QueryAsync("tumbling", "backoff")).DuplicateBatches);
+    }
+
+    [Fact]
+    public async Task A_retry_with_the_same_request_id_publishes_nothing_twice()
+    {
+        await using var host = await GatewayHost.StartAsync();
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        var request = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "once", Events = { new V1.Event { Key = "retry", TimeMs = 5, Fields = { ["a"] = 1, ["b"] = 1 } } } };
+
+        await grpc.PublishAsync(request);
+        await grpc.PublishAsync(request); // the caller never saw the first answer
+
+        using var client = host.NewClient();
+        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "retry")).DuplicateBatches == 1, "the repeat dropped");
+        Assert.Equal(1, (await client.QueryAsync("tumbling", "retry")).AppliedEvents);
+    }
+
+    [Fact]
+    public async Task Health_and_reflection_are_served()
+    {
+        await using var host = await GatewayHost.StartAsync();
+
+        var health = await new Health.HealthClient(host.Channel).CheckAsync(new HealthCheckRequest());
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+
+        using var reflection = new ServerReflection.ServerReflectionClient(host.Channel).ServerReflectionInfo();
+        await reflection.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        await reflection.RequestStream.CompleteAsync();
+        Assert.True(await reflection.ResponseStream.MoveNext());
+        Assert.Contains("orleans.pipeline.v1.PipelineGateway", reflection.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name));
+    }
+
+    /// <summary>The subscribed results of a key folded as a consumer holds them.</summary>
+    private static Dictionary<(long, long), WindowResult> Fold(IEnumerable<V1.ResultBatch> batches, string key)
+    {
+        var outputs = Tumbling.OutputNames();
+        var view = new Dictionary<(long, long), WindowResult>();
+        foreach (var r in batches.Where(b => b.Key == key).SelectMany(b => b.Results))
+        {
+            var kind = Enum.Parse<ResultKind>(r.Kind, ignoreCase: true);
+            if (kind == ResultKind.Partial) continue;
+            if (kind == ResultKind.Retraction)
+            {
+                view.Remove((r.StartMs, r.EndMs));
+                continue;
+            }
+
+            var values = outputs.Select(n => r.Values.TryGetValue(n, out var v) ? v : double.NaN).ToArray();
+            view[(r.StartMs, r.EndMs)] = new WindowResult(r.StartMs, r.EndMs, r.Revision, kind, r.EventCount, values, r.Watermark);
+        }
+
+        return view;
+    }
+}
+
+internal static class Fluent
+{
+    public static T Also<T>(this T value, Action<T> action)
+    {
+        action(value);
+        return value;
+    }
+}
