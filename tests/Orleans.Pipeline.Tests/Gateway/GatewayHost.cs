@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -17,15 +18,15 @@ public sealed class GatewayHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private GatewayHost(PipelineCluster cluster, WebApplication app, GrpcChannel channel, Uri? address)
+    private readonly IAsyncDisposable? _owned;
+
+    private GatewayHost(IAsyncDisposable? owned, WebApplication app, GrpcChannel channel, Uri? address)
     {
-        Cluster = cluster;
+        _owned = owned;
         _app = app;
         Channel = channel;
         Address = address;
     }
-
-    public PipelineCluster Cluster { get; }
 
     public GrpcChannel Channel { get; }
 
@@ -35,19 +36,32 @@ public sealed class GatewayHost : IAsyncDisposable
     /// <summary>An HTTP client for the JSON routes (test server only).</summary>
     public HttpClient Json() => _app.GetTestServer().CreateClient();
 
-    public static async Task<GatewayHost> StartAsync(GatewayOptions? options = null, bool realPort = false)
+    public static async Task<GatewayHost> StartAsync(GatewayOptions? options = null, bool realPort = false, X509Certificate2? certificate = null)
+    {
+        var cluster = await PipelineCluster.StartAsync();
+        return await StartAsync(cluster.Client, new PipelineClusterOptions(), cluster, options, realPort, certificate);
+    }
+
+    /// <summary>The gateway over a cluster the caller started (and disposes, unless it hands it over as <paramref name="owned"/>).</summary>
+    public static async Task<GatewayHost> StartAsync(IClusterClient clusterClient, PipelineClusterOptions clusterOptions, IAsyncDisposable? owned, GatewayOptions? options = null, bool realPort = false, X509Certificate2? certificate = null)
     {
         options ??= new GatewayOptions();
-        var cluster = await PipelineCluster.StartAsync();
         var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton<IClusterClient>(cluster.Client);
-        builder.Services.AddPipelineGateway(options, new PipelineClusterOptions());
+        builder.Services.AddSingleton(clusterClient);
+        builder.Services.AddPipelineGateway(options, clusterOptions);
         Uri? address = null;
         if (realPort)
         {
             var port = SiloProcess.FreePort();
-            options.Url = $"http://127.0.0.1:{port}";
+            options.Url = $"{(certificate is null ? "http" : "https")}://127.0.0.1:{port}";
+            if (certificate is not null)
+            {
+                var path = Path.Combine(Directory.CreateTempSubdirectory("orleans-pipeline-tls-").FullName, "gateway.pfx");
+                File.WriteAllBytes(path, certificate.Export(X509ContentType.Pfx, "test"));
+                options.Certificate = new CertificateSettings { Path = path, Password = "test" };
+            }
+
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(options));
             address = new Uri(options.Url);
         }
@@ -60,9 +74,16 @@ public sealed class GatewayHost : IAsyncDisposable
         app.MapPipelineGateway();
         await app.StartAsync();
         var channel = realPort
-            ? GrpcChannel.ForAddress(address!)
+            ? GrpcChannel.ForAddress(address!, new GrpcChannelOptions
+            {
+                HttpHandler = certificate is null ? null : new SocketsHttpHandler
+                {
+                    // Trust exactly the test's own certificate.
+                    SslOptions = { RemoteCertificateValidationCallback = (_, presented, _, _) => presented?.GetCertHashString() == certificate.GetCertHashString() },
+                },
+            })
             : GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = app.GetTestServer().CreateHandler() });
-        return new GatewayHost(cluster, app, channel, address);
+        return new GatewayHost(owned, app, channel, address);
     }
 
     public PipelineGatewayClient NewClient(PipelineGatewayClientOptions? options = null) => new(Channel, options);
@@ -71,6 +92,6 @@ public sealed class GatewayHost : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
-        await Cluster.DisposeAsync();
+        if (_owned is not null) await _owned.DisposeAsync();
     }
 }

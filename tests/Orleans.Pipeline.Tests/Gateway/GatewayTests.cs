@@ -72,6 +72,26 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task With_a_certificate_configured_the_gateway_speaks_tls()
+    {
+        using var key = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", key, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        names.AddIpAddress(System.Net.IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        await using var host = await GatewayHost.StartAsync(realPort: true, certificate: certificate);
+        Assert.Equal("https", host.Address!.Scheme);
+        using var client = host.NewClient();
+
+        await client.PublishAsync("tumbling", [new PipelineEvent("tls", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
+
+        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "tls")).AppliedEvents == 1, "the event published over TLS applied");
+        using var plain = new HttpClient();
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => plain.GetAsync(new Uri($"http://127.0.0.1:{host.Address.Port}/v1/pipelines")));
+    }
+
+    [Fact]
     public async Task Json_over_http_publishes_and_queries_like_grpc()
     {
         await using var host = await GatewayHost.StartAsync();

@@ -1,0 +1,45 @@
+using Grpc.Core;
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Tests.PostgreSql;
+using static Orleans.Pipeline.Tests.Workload;
+
+namespace Orleans.Pipeline.Tests.Gateway;
+
+/// <summary>The gateway as its own process (the <c>gateway</c> command), an Orleans client of a separate silo process.</summary>
+public sealed class GatewayProcessTests
+{
+    [Fact]
+    public async Task A_standalone_gateway_process_publishes_to_and_queries_a_separate_silo()
+    {
+        var siloGatewayPort = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var gatewayUrl = $"http://127.0.0.1:{SiloProcess.FreePort()}";
+        var silo = SiloProcess.PipelineEnvironment(PipelineCluster.Pipelines);
+        silo["Pipeline__Gateway__Enabled"] = "false";
+        silo["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        silo["Pipeline__GatewayPort"] = siloGatewayPort;
+        silo["Pipeline__DatabasePath"] = Path.Combine(Directory.CreateTempSubdirectory("orleans-pipeline-gw-").FullName, "pipeline.db");
+        await using var siloProcess = SiloProcess.Start(silo);
+        await siloProcess.WaitForOutputAsync("silo started", TimeSpan.FromSeconds(60));
+        Assert.DoesNotContain("gateway listening", siloProcess.Output, StringComparison.Ordinal);
+
+        await using var gatewayProcess = SiloProcess.Start(new Dictionary<string, string>
+        {
+            ["Pipeline__GatewayPort"] = siloGatewayPort,
+            ["Pipeline__Gateway__Url"] = gatewayUrl,
+            ["Pipeline__Gateway__ApiKeys__ops__Hash"] = Orleans.Pipeline.Gateway.ApiKeyHash.Of("ops-key"),
+            ["Pipeline__Gateway__ApiKeys__ops__Publish__0"] = "*",
+            ["Pipeline__Gateway__ApiKeys__ops__Read__0"] = "*",
+        }, "gateway");
+        await gatewayProcess.WaitForOutputAsync("gateway connected to the cluster", TimeSpan.FromSeconds(60));
+
+        using var client = new PipelineGatewayClient(new Uri(gatewayUrl), new PipelineGatewayClientOptions { ApiKey = "ops-key" });
+        await client.PublishAsync("tumbling", Enumerable.Range(0, 25).Select(t => new PipelineEvent("remote", t, new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 })));
+
+        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "remote")).AppliedEvents == 25, "25 events applied in the silo process");
+        var windows = await client.QueryAsync("tumbling", "remote");
+        Assert.Equal(20.0, windows.Closed.Single(w => w.StartMs == 0).Values["sum_a"]);
+        Assert.DoesNotContain("ops-key", gatewayProcess.Output, StringComparison.Ordinal);
+        using var anonymous = new PipelineGatewayClient(new Uri(gatewayUrl));
+        Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => anonymous.QueryAsync("tumbling", "remote"))).StatusCode);
+    }
+}
