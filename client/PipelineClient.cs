@@ -229,7 +229,9 @@ public sealed class PipelineClient : IAsyncDisposable
     {
         try
         {
-            await DeliverAsync(new PreparedBatch(buffer, pending.Times, pending.Values));
+            // A batch someone waits for is never given up: it is retried (same sequence) until it is stored.
+            await DeliverAsync(buffer, pending.Times, pending.Values, persistent: pending.Waiters is not null);
+            pending.Waiters?.TrySetResult();
         }
         catch (Exception e)
         {
@@ -243,19 +245,17 @@ public sealed class PipelineClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Sends one batch, retrying with the same sequence; throws when every attempt failed. One batch of a key at a
-    /// time, numbered 1, 2, 3, … per key when its turn first comes: the key's grain applies them in this order,
-    /// holding one that arrives ahead of a gap until the gap fills. A batch sent again keeps its number.
+    /// Sends one batch, retrying with the same sequence; throws when every attempt failed (never, when
+    /// <paramref name="persistent"/>: then it retries with a delay capped at 5 s until the batch is stored). One batch
+    /// of a key at a time, numbered 1, 2, 3, … per key: the key's grain applies them in this order, holding one that
+    /// arrives ahead of a gap until the gap fills.
     /// </summary>
-    private async Task DeliverAsync(PreparedBatch prepared)
+    private async Task DeliverAsync(KeyBuffer buffer, long[] times, double[] values, bool persistent)
     {
-        var buffer = prepared.Buffer;
         await buffer.SendLock.WaitAsync();
         try
         {
-            if (prepared.Sequence == 0) prepared.Sequence = ++buffer.LastSequence;
-            var batch = new EventBatch(buffer.Key, ProducerId, prepared.Sequence, buffer.Fields,
-                prepared.Times, prepared.Values, _time.GetUtcNow().ToUnixTimeMilliseconds());
+            var batch = new EventBatch(buffer.Key, ProducerId, ++buffer.LastSequence, buffer.Fields, times, values, _time.GetUtcNow().ToUnixTimeMilliseconds());
             var stream = _streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey(buffer.Pipeline, buffer.Key)));
             var delay = _options.RetryDelay;
             for (var attempt = 1; ; attempt++)
@@ -265,10 +265,10 @@ public sealed class PipelineClient : IAsyncDisposable
                     await stream.OnNextAsync(batch);
                     return;
                 }
-                catch (Exception e) when (attempt < _options.MaxAttempts && e is not ArgumentException)
+                catch (Exception e) when ((persistent || attempt < _options.MaxAttempts) && e is not ArgumentException)
                 {
                     await Task.Delay(delay, _time);
-                    delay *= 2;
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
                 }
             }
         }
@@ -279,11 +279,10 @@ public sealed class PipelineClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Validates every event first (all or nothing: the first invalid one throws <see cref="InvalidEventException"/>
-    /// with its index, an unknown pipeline <see cref="UnknownPipelineException"/>), then cuts them into batches per
-    /// key (in order, at most <see cref="PipelineClientOptions.MaxBatchSize"/> each) for <see cref="SendAsync(PreparedBatch, CancellationToken)"/>.
+    /// Validates every event of a request (all or nothing: the first invalid one throws <see cref="InvalidEventException"/>
+    /// with its index, an unknown pipeline <see cref="UnknownPipelineException"/>), without publishing anything.
     /// </summary>
-    public async Task<IReadOnlyList<PreparedBatch>> PrepareAsync(string pipeline, IReadOnlyList<PipelineEvent> events)
+    public async Task<ValidatedEvents> ValidateAsync(string pipeline, IReadOnlyList<PipelineEvent> events)
     {
         var definition = await FindAsync(pipeline);
         var fields = _fields[definition.Name];
@@ -300,43 +299,48 @@ public sealed class PipelineClient : IAsyncDisposable
             }
         }
 
-        var batches = new List<PreparedBatch>();
-        foreach (var group in Enumerable.Range(0, events.Count).GroupBy(i => events[i].Key, StringComparer.Ordinal))
-        {
-            KeyBuffer buffer;
-            lock (_gate)
-            {
-                if (!_buffers.TryGetValue((pipeline, group.Key), out buffer!))
-                    _buffers[(pipeline, group.Key)] = buffer = new KeyBuffer(pipeline, group.Key, fields);
-            }
-
-            foreach (var chunk in group.Chunk(_options.MaxBatchSize))
-                batches.Add(new PreparedBatch(buffer, chunk.Select(i => events[i].TimeMs).ToArray(), chunk.SelectMany(i => rows[i]).ToArray()));
-        }
-
-        return batches;
+        return new ValidatedEvents(definition.Name, fields, events, rows);
     }
 
     /// <summary>
-    /// Sends a prepared batch now (taking an in-flight slot, so the client's bound holds) and completes when it is
-    /// acknowledged: stored in the event queue in cluster mode. Sending the same batch again after a failure reuses its
-    /// producer sequence, so the key applies it at most once.
+    /// Adds validated events to their keys' batches, which fill up with other callers' events of the same keys and
+    /// go out when full or after the linger (so that many small requests still make few large batches), and returns
+    /// a task that completes when every one of these events is stored. Such batches are never given up: they are
+    /// retried with the same sequence until stored, so waiting longer never publishes anything twice.
     /// </summary>
-    public async Task SendAsync(PreparedBatch batch, CancellationToken cancellationToken = default)
+    public Task PublishAndWaitAsync(ValidatedEvents validated)
     {
-        await _inFlight.WaitAsync(cancellationToken);
-        try
+        var stored = new HashSet<Task>();
+        List<(KeyBuffer Buffer, Pending Pending)>? full = null;
+        lock (_gate)
         {
-            await DeliverAsync(batch);
-            Interlocked.Add(ref _published, batch.Count);
+            var now = _time.GetTimestamp();
+            for (var i = 0; i < validated.Events.Count; i++)
+            {
+                var item = validated.Events[i];
+                if (!_buffers.TryGetValue((validated.Pipeline, item.Key), out var buffer))
+                    _buffers[(validated.Pipeline, item.Key)] = buffer = new KeyBuffer(validated.Pipeline, item.Key, validated.Fields);
+                buffer.Add(item.TimeMs, validated.Rows[i], now);
+                stored.Add(buffer.CurrentBatchStored());
+                if (buffer.Count >= _options.MaxBatchSize) (full ??= []).Add((buffer, buffer.Cut()!));
+            }
         }
-        finally
-        {
-            _inFlight.Release();
-        }
+
+        Interlocked.Add(ref _published, validated.Events.Count);
+        foreach (var (buffer, pending) in full ?? []) _ = SendCutAsync(buffer, pending);
+        return Task.WhenAll(stored);
     }
 
-    internal sealed record Pending(long[] Times, double[] Values);
+    private async Task SendCutAsync(KeyBuffer buffer, Pending pending)
+    {
+        await _inFlight.WaitAsync();
+        var task = SendBatchAsync(buffer, pending);
+        _sending.TryAdd(task, 0);
+        _ = task.ContinueWith(t => _sending.TryRemove(t, out _), TaskScheduler.Default);
+    }
+
+    /// <summary>A cut batch; <paramref name="Waiters"/> completes when it is stored (callers of <see cref="PublishAndWaitAsync"/>).</summary>
+    internal sealed record Pending(long[] Times, double[] Values, TaskCompletionSource? Waiters);
 
     /// <summary>Events of one key waiting to be sent.</summary>
     internal sealed class KeyBuffer(string pipeline, string key, string[] fields)
@@ -361,44 +365,45 @@ public sealed class PipelineClient : IAsyncDisposable
             _values.AddRange(row);
         }
 
+        private TaskCompletionSource? _waiters;
+
+        /// <summary>Completes when the batch now being filled is stored (under the client's lock).</summary>
+        public Task CurrentBatchStored() => (_waiters ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
         public Pending? Cut()
         {
             if (_times.Count == 0) return null;
-            var pending = new Pending([.. _times], [.. _values]);
+            var pending = new Pending([.. _times], [.. _values], _waiters);
             _times.Clear();
             _values.Clear();
+            _waiters = null;
             return pending;
         }
     }
 }
 
-/// <summary>Events of one key cut from a request, sent (and, after a failure, sent again) as one batch.</summary>
-public sealed class PreparedBatch
+/// <summary>A request's events, every one valid, ready for <see cref="PipelineClient.PublishAndWaitAsync"/>.</summary>
+public sealed class ValidatedEvents
 {
-    internal PreparedBatch(PipelineClient.KeyBuffer buffer, long[] times, double[] values)
+    internal ValidatedEvents(string pipeline, string[] fields, IReadOnlyList<PipelineEvent> events, double[][] rows)
     {
-        Buffer = buffer;
-        Times = times;
-        Values = values;
+        Pipeline = pipeline;
+        Fields = fields;
+        Events = events;
+        Rows = rows;
     }
 
-    internal PipelineClient.KeyBuffer Buffer { get; }
-
-    internal long[] Times { get; }
-
-    internal double[] Values { get; }
-
-    /// <summary>The producer sequence, assigned when the batch is first sent (0 before).</summary>
-    public long Sequence { get; internal set; }
-
     /// <summary>The pipeline.</summary>
-    public string Pipeline => Buffer.Pipeline;
+    public string Pipeline { get; }
 
-    /// <summary>The key all its events share.</summary>
-    public string Key => Buffer.Key;
+    /// <summary>How many events.</summary>
+    public int Count => Events.Count;
 
-    /// <summary>Its events.</summary>
-    public int Count => Times.Length;
+    internal string[] Fields { get; }
+
+    internal IReadOnlyList<PipelineEvent> Events { get; }
+
+    internal double[][] Rows { get; }
 }
 
 /// <summary>An event of a request is invalid; <see cref="Index"/> says which (0-based). Nothing of the request was published.</summary>

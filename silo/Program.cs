@@ -18,6 +18,7 @@ using Orleans.Pipeline.Silo;
 // orleans-pipeline-silo migrate            PostgreSQL mode: bring the database schema to this build's version
 // orleans-pipeline-silo hash-key [KEY]     a new API key (or the given one) and the hash to configure for it
 // orleans-pipeline-silo demo [options]     a silo plus a synthetic workload published through the client SDK
+// orleans-pipeline-silo gateway-load [..]  a load generator for a running gateway (its own process)
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
 var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
 var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
@@ -35,6 +36,30 @@ if (command == "demo")
         return 2;
     }
 }
+else if (command == "gateway-load")
+{
+    GatewayLoadOptions load;
+    try
+    {
+        load = GatewayLoadOptions.Parse(rest);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        Console.Error.WriteLine(GatewayLoadOptions.Usage);
+        return 2;
+    }
+
+    try
+    {
+        return await GatewayLoad.RunAsync(load);
+    }
+    catch (Exception e) when (e is ArgumentException or Grpc.Core.RpcException or HttpRequestException)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 3;
+    }
+}
 else if (command == "hash-key")
 {
     var key = rest.FirstOrDefault() ?? ApiKeyHash.NewKey();
@@ -45,7 +70,7 @@ else if (command == "hash-key")
 }
 else if (command is not ("run" or "migrate" or "gateway"))
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo)");
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load)");
     return 2;
 }
 

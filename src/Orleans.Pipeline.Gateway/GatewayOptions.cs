@@ -37,6 +37,15 @@ public sealed class GatewayOptions
     /// <summary>Events being published through this gateway at once, all callers together; beyond it requests are shed.</summary>
     public int MaxInFlightEvents { get; set; } = 100_000;
 
+    /// <summary>
+    /// How long a publish call waits for its events to be stored before it answers UNAVAILABLE (the events stay
+    /// accepted and are still delivered; a retry with the same request id waits for them again).
+    /// </summary>
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the gateway gathers events of a key from concurrent requests into one batch.</summary>
+    public TimeSpan Linger { get; set; } = TimeSpan.FromMilliseconds(20);
+
     /// <summary>Subscriber buffer, in result batches: a subscriber that falls this far behind is disconnected (it may resume).</summary>
     public int SubscriberBuffer { get; set; } = 10_000;
 
@@ -60,6 +69,8 @@ public sealed class GatewayOptions
         if (EventsPerSecondPerCaller < 1) yield return $"{Section}:EventsPerSecondPerCaller must be at least 1";
         if (BurstPerCaller < MaxEventsPerRequest) yield return $"{Section}:BurstPerCaller must be at least MaxEventsPerRequest";
         if (MaxInFlightEvents < MaxEventsPerRequest) yield return $"{Section}:MaxInFlightEvents must be at least MaxEventsPerRequest";
+        if (PublishTimeout <= TimeSpan.Zero) yield return $"{Section}:PublishTimeout must be positive";
+        if (Linger < TimeSpan.Zero || Linger > TimeSpan.FromSeconds(1)) yield return $"{Section}:Linger must be in [0, 1 s]";
         if (SubscriberBuffer < 1) yield return $"{Section}:SubscriberBuffer must be at least 1";
         foreach (var (name, key) in ApiKeys)
         {

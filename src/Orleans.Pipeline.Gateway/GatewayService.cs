@@ -157,34 +157,36 @@ internal sealed partial class GatewayService(
         GatewayAccess.Authorize(caller, Access.Publish, pipeline.Name);
 
         var id = request.RequestId.Length > 0 ? $"{caller.Name}\n{request.RequestId}" : null;
-        var batches = id is not null ? recent.Find(id) : null;
-        if (batches is null)
+        var publish = id is not null ? recent.Find(id) : null;
+        if (publish is null)
         {
+            ValidatedEvents validated;
             try
             {
-                batches = await client.PrepareAsync(pipeline.Name, request.Events.Select(GatewayMapping.FromWire).ToList());
+                validated = await client.ValidateAsync(pipeline.Name, request.Events.Select(GatewayMapping.FromWire).ToList());
             }
             catch (InvalidEventException e)
             {
                 throw Invalid(e.Message);
             }
 
-            if (id is not null) batches = recent.Remember(id, batches);
+            // Admitted events count against the limits until they are stored, however long that takes.
+            var lease = limits.Admit(caller.Name, request.Events.Count, context);
+            publish = client.PublishAndWaitAsync(validated);
+            _ = publish.ContinueWith(_ => lease.Dispose(), TaskScheduler.Default);
+            if (id is not null) publish = recent.Remember(id, publish);
         }
 
-        using var lease = limits.Admit(caller.Name, request.Events.Count, context);
-        var sends = batches.Select(b => client.SendAsync(b, context.CancellationToken)).ToArray();
         try
         {
-            await Task.WhenAll(sends);
+            await publish.WaitAsync(options.PublishTimeout, context.CancellationToken);
         }
-        catch (Exception e) when (e is not RpcException)
+        catch (TimeoutException)
         {
-            var stored = sends.Count(t => t.IsCompletedSuccessfully);
-            LogPublishFailed(e, pipeline.Name, stored, sends.Length);
+            LogPublishSlow(pipeline.Name, options.PublishTimeout);
             throw new RpcException(new Status(StatusCode.Unavailable,
-                $"{stored} of {sends.Length} key batches were stored before the cluster failed to take the rest ({e.GetBaseException().Message}); " +
-                (id is null ? "retrying the request may publish the stored ones twice: send a request_id" : "retry with the same request_id: nothing is published twice")));
+                $"the events were accepted but not yet stored within {options.PublishTimeout.TotalSeconds:0.#} s (the cluster is slow or unreachable); the gateway keeps delivering them. " +
+                (id is null ? "Retrying without a request_id may publish them twice." : "Retry with the same request_id to wait for them: nothing is published twice.")));
         }
 
         return new V1.PublishResponse { RequestId = request.RequestId, Accepted = request.Events.Count };
@@ -201,26 +203,26 @@ internal sealed partial class GatewayService(
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing to '{Pipeline}' failed after {Stored} of {Total} key batches were stored")]
-    private partial void LogPublishFailed(Exception exception, string pipeline, int stored, int total);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing to '{Pipeline}' took longer than {Timeout}; the events are still being delivered")]
+    private partial void LogPublishSlow(string pipeline, TimeSpan timeout);
 }
 
 /// <summary>
-/// Recent requests by (caller, request id) and their prepared batches, so that a retry sends the very same batches
-/// (same producer sequences) and nothing is published twice. Bounded: the oldest are forgotten first.
+/// Recent publishes by (caller, request id): a retry waits for the same publish instead of publishing again.
+/// Bounded: the oldest are forgotten first.
 /// </summary>
 internal sealed class RecentRequests(int capacity = 100_000)
 {
-    private readonly ConcurrentDictionary<string, IReadOnlyList<PreparedBatch>> _byId = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Task> _byId = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
 
-    public IReadOnlyList<PreparedBatch>? Find(string id) => _byId.GetValueOrDefault(id);
+    public Task? Find(string id) => _byId.GetValueOrDefault(id);
 
-    /// <summary>Remembers the batches (or returns those of a concurrent request with the same id).</summary>
-    public IReadOnlyList<PreparedBatch> Remember(string id, IReadOnlyList<PreparedBatch> batches)
+    /// <summary>Remembers the publish (or returns that of a concurrent request with the same id).</summary>
+    public Task Remember(string id, Task publish)
     {
-        var kept = _byId.GetOrAdd(id, batches);
-        if (ReferenceEquals(kept, batches))
+        var kept = _byId.GetOrAdd(id, publish);
+        if (ReferenceEquals(kept, publish))
         {
             _order.Enqueue(id);
             while (_order.Count > capacity && _order.TryDequeue(out var oldest)) _byId.TryRemove(oldest, out _);

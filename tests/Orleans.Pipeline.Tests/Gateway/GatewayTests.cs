@@ -270,12 +270,15 @@ public sealed class GatewayTests
         var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
         var request = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "once", Events = { new V1.Event { Key = "retry", TimeMs = 5, Fields = { ["a"] = 1, ["b"] = 1 } } } };
 
-        await grpc.PublishAsync(request);
-        await grpc.PublishAsync(request); // the caller never saw the first answer
+        var first = await grpc.PublishAsync(request);
+        var again = await grpc.PublishAsync(request); // the caller never saw the first answer
+        Assert.Equal((1, 1), (first.Accepted, again.Accepted));
 
+        // A later event of the same key: once it is applied, so is everything sent before it.
         using var client = host.NewClient();
-        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "retry")).DuplicateBatches == 1, "the repeat dropped");
-        Assert.Equal(1, (await client.QueryAsync("tumbling", "retry")).AppliedEvents);
+        await client.PublishAsync("tumbling", [new PipelineEvent("retry", 6, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "retry")).AppliedEvents >= 2, "the later event applied");
+        Assert.Equal(2, (await client.QueryAsync("tumbling", "retry")).AppliedEvents);
     }
 
     [Fact]
