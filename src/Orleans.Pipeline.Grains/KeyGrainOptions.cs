@@ -29,4 +29,7 @@ public sealed class KeyGrainOptions
     /// Needs a reminder service (PostgreSQL mode).
     /// </summary>
     public bool UseReminders { get; set; }
+
+    /// <summary>How often that reminder ticks (Orleans allows no less than its minimum reminder period, 1 minute by default).</summary>
+    public TimeSpan ReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
 }

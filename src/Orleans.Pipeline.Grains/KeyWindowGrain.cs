@@ -368,7 +368,7 @@ internal sealed partial class KeyWindowGrain(
         // time. A tick with nothing left to close removes it (ReceiveReminder).
         if (options.UseReminders && (needed || waiting) && !_reminderRegistered)
         {
-            await this.RegisterOrUpdateReminder(CloseWindowsReminder, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+            await this.RegisterOrUpdateReminder(CloseWindowsReminder, options.ReminderPeriod, options.ReminderPeriod);
             _reminderRegistered = true;
         }
     }

@@ -44,6 +44,9 @@ public sealed class PipelineSiloOptions
     /// Default: 30 s embedded; twice the stream visibility timeout plus 30 s in PostgreSQL mode.
     /// </summary>
     public TimeSpan? SequenceGapTimeout { get; set; }
+
+    /// <summary>PostgreSQL mode: how often a key's close-windows reminder ticks (<see cref="KeyGrainOptions.ReminderPeriod"/>).</summary>
+    public TimeSpan ReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>The one place that turns pipeline options into Orleans providers.</summary>
@@ -131,6 +134,7 @@ public static class PipelineHostingExtensions
             StateWriteInterval = TimeSpan.Zero,
             SequenceGapTimeout = options.SequenceGapTimeout ?? 2 * cluster.Streams.VisibilityTimeout + TimeSpan.FromSeconds(30),
             UseReminders = true,
+            ReminderPeriod = options.ReminderPeriod,
         });
         silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
         silo.Services.AddSingleton<PostgresResultSink>();

@@ -1,4 +1,6 @@
 using Orleans.Pipeline.Client;
+using Orleans.Runtime;
+using Orleans.Streams;
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Tests.Reference;
 using Orleans.TestingHost;
@@ -74,6 +76,50 @@ public sealed class ClusterModeTests(PostgresServer postgres)
         await client2.FlushAsync();
 
         await AssertResultsTableMatchesReferenceAsync(second, traces);
+    }
+
+    [Fact]
+    public async Task Windows_that_only_time_closes_still_close_after_their_silo_dies_without_another_event()
+    {
+        await using var cluster = await PostgresPipelineCluster.StartAsync(await postgres.NewMigratedDatabaseAsync(), silos: 2);
+        await using var client = cluster.NewClient();
+        foreach (var time in new long[] { 1, 3, 5 })
+            await client.PublishAsync("idle", new PipelineEvent("quiet", time, new Dictionary<string, double> { ["a"] = 2, ["b"] = 0 }));
+        await client.FlushAsync();
+        await WaitAppliedAsync(client, "idle", "quiet", 3);
+        Assert.Empty(await cluster.ReadResultsAsync("idle", "quiet"));
+
+        // The key's silo dies before the idle timeout (3 s) closes the window; no event will come to reactivate it.
+        var grain = cluster.Cluster.Client.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey("idle", "quiet"));
+        var host = await cluster.Cluster.Client.GetGrain<IManagementGrain>(0).GetActivationAddress(grain);
+        await cluster.Cluster.KillSiloAsync(cluster.Cluster.Silos.Single(s => s.SiloAddress.Equals(host)));
+
+        await WaitUntilAsync(async () => (await cluster.ReadResultsAsync("idle", "quiet")).TryGetValue((0, 10), out var window) && window.Kind == ResultKind.Final,
+            "the window closed on the surviving silo");
+        var closed = (await cluster.ReadResultsAsync("idle", "quiet"))[(0, 10)];
+        Assert.Equal((3L, 6.0), (closed.EventCount, closed.Values[1]));
+    }
+
+    [Fact]
+    public async Task What_a_key_cannot_apply_is_kept_as_dead_letters_with_the_reason()
+    {
+        await using var cluster = await PostgresPipelineCluster.StartAsync(await postgres.NewMigratedDatabaseAsync(), silos: 1);
+        var streams = cluster.Cluster.Client.GetStreamProvider(PipelineNames.StreamProvider);
+        var fields = PipelineCluster.Pipelines[0].Windowing.Fields.ToArray();
+        var producer = Guid.NewGuid();
+        // Batches that bypassed the SDK's validation: one event out of the time range, and a pipeline nobody runs.
+        await streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey("tumbling", "raw")))
+            .OnNextAsync(new EventBatch("raw", producer, 1, fields, [5, -7], [1, 1, 1, 1], 0));
+        await streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey("retired", "raw")))
+            .OnNextAsync(new EventBatch("raw", producer, 1, fields, [5], [1, 1], 0));
+
+        await WaitUntilAsync(async () => await cluster.ScalarAsync("SELECT count(*) FROM pipeline_dead_letters") == 2, "two dead letters");
+        Assert.Equal(1, await cluster.ScalarAsync(
+            "SELECT count(*) FROM pipeline_dead_letters WHERE pipeline = 'tumbling' AND key = 'raw' AND event_index = 1 AND reason = 'event-time-out-of-range' AND batch_sequence = 1"));
+        Assert.Equal(1, await cluster.ScalarAsync(
+            "SELECT count(*) FROM pipeline_all_dead_letters WHERE pipeline = 'retired' AND reason = 'unknown-pipeline' AND detail LIKE '%1 events not applied%'"));
+        var windows = await cluster.Cluster.Client.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey("tumbling", "raw")).GetWindowsAsync();
+        Assert.Equal(1, windows.AppliedEvents);
     }
 
     /// <summary>Publishes every trace in order per key, running <paramref name="midStream"/> once half is sent.</summary>

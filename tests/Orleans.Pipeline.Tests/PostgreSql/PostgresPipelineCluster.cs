@@ -26,6 +26,10 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
         ConnectionString = connectionString;
     }
 
+    /// <summary>Windows only time closes: 10 ms tumbling windows, closed after 3 s without events.</summary>
+    public static PipelineDefinition Idle { get; } = new("idle", new WindowingDefinition(
+        WindowSpec.Tumbling(10), [Windowing.Aggregation.AggregationSpec.Count(), Windowing.Aggregation.AggregationSpec.Sum("a")], IdleTimeoutMs: 3_000));
+
     public InProcessTestCluster Cluster { get; }
 
     public string ConnectionString { get; }
@@ -63,11 +67,14 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
                 o.NumVotesForDeathDeclaration = 1;
                 o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
             });
+            silo.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
             silo.AddPipelineSilo(o =>
             {
                 o.Pipelines.AddRange(PipelineCluster.Pipelines);
+                o.Pipelines.Add(Idle);
                 o.Cluster = options;
                 o.SequenceGapTimeout = TimeSpan.FromSeconds(30);
+                o.ReminderPeriod = TimeSpan.FromSeconds(2);
             });
         });
         builder.ConfigureClient(client =>
@@ -87,7 +94,7 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
     public PipelineClient NewClient(PipelineClientOptions? options = null) => new(Cluster.Client, options);
 
     public Task<Dictionary<(long, long), WindowResult>> ReadResultsAsync(string pipeline, string key) =>
-        PostgresQueries.ReadResultsAsync(ConnectionString, PipelineCluster.Pipelines.Single(p => p.Name == pipeline), key);
+        PostgresQueries.ReadResultsAsync(ConnectionString, PipelineCluster.Pipelines.Append(Idle).Single(p => p.Name == pipeline), key);
 
     public Task<long> ScalarAsync(string sql, params (string Name, object Value)[] parameters) =>
         PostgresQueries.ScalarAsync(ConnectionString, sql, parameters);
