@@ -157,24 +157,51 @@ internal sealed partial class GatewayService(
         GatewayAccess.Authorize(caller, Access.Publish, pipeline.Name);
 
         var id = request.RequestId.Length > 0 ? $"{caller.Name}\n{request.RequestId}" : null;
-        var publish = id is not null ? recent.Find(id) : null;
-        if (publish is null)
+        Task publish;
+        TaskCompletionSource? claim = null;
+        if (id is not null)
         {
-            ValidatedEvents validated;
+            // Claim the id before publishing, so that a concurrent retry waits for this publish instead of racing it.
+            claim = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            publish = recent.Remember(id, claim.Task);
+        }
+        else
+        {
+            publish = Task.CompletedTask;
+        }
+
+        if (claim is null || ReferenceEquals(publish, claim.Task))
+        {
             try
             {
-                validated = await client.ValidateAsync(pipeline.Name, request.Events.Select(GatewayMapping.FromWire).ToList());
-            }
-            catch (InvalidEventException e)
-            {
-                throw Invalid(e.Message);
-            }
+                ValidatedEvents validated;
+                try
+                {
+                    validated = await client.ValidateAsync(pipeline.Name, request.Events.Select(GatewayMapping.FromWire).ToList());
+                }
+                catch (InvalidEventException e)
+                {
+                    throw Invalid(e.Message);
+                }
 
-            // Admitted events count against the limits until they are stored, however long that takes.
-            var lease = limits.Admit(caller.Name, request.Events.Count, context);
-            publish = client.PublishAndWaitAsync(validated);
-            _ = publish.ContinueWith(_ => lease.Dispose(), TaskScheduler.Default);
-            if (id is not null) publish = recent.Remember(id, publish);
+                // Admitted events count against the limits until they are stored, however long that takes.
+                var lease = limits.Admit(caller.Name, request.Events.Count, context);
+                var stored = client.PublishAndWaitAsync(validated);
+                _ = stored.ContinueWith(_ => lease.Dispose(), TaskScheduler.Default);
+                if (claim is not null) _ = stored.ContinueWith(t => claim.TrySetResult(), TaskScheduler.Default);
+                publish = stored;
+            }
+            catch (Exception e)
+            {
+                // Refused before anything was published: the id is free for a corrected or later retry.
+                if (claim is not null)
+                {
+                    recent.Forget(id!, claim.Task);
+                    claim.TrySetException(e);
+                }
+
+                throw;
+            }
         }
 
         try
@@ -216,7 +243,8 @@ internal sealed class RecentRequests(int capacity = 100_000)
     private readonly ConcurrentDictionary<string, Task> _byId = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
 
-    public Task? Find(string id) => _byId.GetValueOrDefault(id);
+    /// <summary>Forgets a publish that was refused before it published anything.</summary>
+    public void Forget(string id, Task publish) => _byId.TryRemove(new KeyValuePair<string, Task>(id, publish));
 
     /// <summary>Remembers the publish (or returns that of a concurrent request with the same id).</summary>
     public Task Remember(string id, Task publish)

@@ -270,9 +270,10 @@ public sealed class GatewayTests
         var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
         var request = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "once", Events = { new V1.Event { Key = "retry", TimeMs = 5, Fields = { ["a"] = 1, ["b"] = 1 } } } };
 
-        var first = await grpc.PublishAsync(request);
-        var again = await grpc.PublishAsync(request); // the caller never saw the first answer
-        Assert.Equal((1, 1), (first.Accepted, again.Accepted));
+        // Two at once (a client that timed out and retried while the first was still running), then one more later.
+        var concurrent = await Task.WhenAll(grpc.PublishAsync(request).ResponseAsync, grpc.PublishAsync(request).ResponseAsync);
+        var again = await grpc.PublishAsync(request);
+        Assert.Equal((1, 1, 1), (concurrent[0].Accepted, concurrent[1].Accepted, again.Accepted));
 
         // A later event of the same key: once it is applied, so is everything sent before it.
         using var client = host.NewClient();
