@@ -264,6 +264,34 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task A_publish_stream_acknowledges_each_batch_in_order_and_stops_at_the_first_invalid_one()
+    {
+        await using var host = await GatewayHost.StartAsync();
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        using var call = grpc.PublishStream();
+        for (var b = 0; b < 3; b++)
+        {
+            var batch = new V1.PublishRequest { Pipeline = "tumbling", RequestId = $"s{b}" };
+            for (var i = 0; i < 5; i++) batch.Events.Add(new V1.Event { Key = "stream", TimeMs = b * 5 + i, Fields = { ["a"] = 1, ["b"] = 1 } });
+            await call.RequestStream.WriteAsync(batch);
+        }
+
+        await call.RequestStream.WriteAsync(new V1.PublishRequest { Pipeline = "tumbling", RequestId = "bad", Events = { new V1.Event { Key = "stream", TimeMs = 20, Fields = { ["a"] = 1 } } } });
+        await call.RequestStream.CompleteAsync();
+
+        var acks = new List<string>();
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (var ack in call.ResponseStream.ReadAllAsync()) acks.Add($"{ack.RequestId}:{ack.Accepted}");
+        });
+        Assert.Equal(["s0:5", "s1:5", "s2:5"], acks);
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("event 0: pipeline 'tumbling', key 'stream': field 'b' is missing", error.Status.Detail, StringComparison.Ordinal);
+        using var client = host.NewClient();
+        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "stream")).AppliedEvents == 15, "the three acknowledged batches applied");
+    }
+
+    [Fact]
     public async Task A_retry_with_the_same_request_id_publishes_nothing_twice()
     {
         await using var host = await GatewayHost.StartAsync();
