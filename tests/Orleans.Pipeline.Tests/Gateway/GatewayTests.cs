@@ -264,6 +264,30 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task A_subscriber_that_falls_behind_is_disconnected_with_resource_exhausted_instead_of_buffering_without_bound()
+    {
+        await using var host = await GatewayHost.StartAsync(new GatewayOptions { SubscriberBuffer = 8 }, realPort: true);
+        using var client = host.NewClient();
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        using var call = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling" });
+        await Task.Delay(500); // the subscription registers; this reader then reads nothing for a while
+
+        // Thousands of closed windows, a result batch each: far more than the transport's window and the buffer hold.
+        for (var chunk = 0; chunk < 20; chunk++)
+            await client.PublishAsync("tumbling", Enumerable.Range(chunk * 500, 500).Select(i => new PipelineEvent($"busy-{i % 50}", i * 20L, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })));
+
+        var read = 0;
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var cancel = new CancellationTokenSource(Deadline);
+            while (await call.ResponseStream.MoveNext(cancel.Token)) read++;
+        });
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Contains("fell more than 8 result batches behind", error.Status.Detail, StringComparison.Ordinal);
+        Assert.True(read < 10_000, $"{read} batches were read before the disconnect");
+    }
+
+    [Fact]
     public async Task A_publish_stream_acknowledges_each_batch_in_order_and_stops_at_the_first_invalid_one()
     {
         await using var host = await GatewayHost.StartAsync();
