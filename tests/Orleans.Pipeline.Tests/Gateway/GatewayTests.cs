@@ -151,7 +151,9 @@ public sealed class GatewayTests
 
         var tooMany = await Refused(new V1.PublishRequest { Pipeline = "tumbling", Events = { Enumerable.Range(0, 101).Select(i => Good(i)) } });
         Assert.Equal((StatusCode.InvalidArgument, true), (tooMany.StatusCode, tooMany.Status.Detail.Contains("at most 100", StringComparison.Ordinal)));
-        var tooLarge = await Refused(new V1.PublishRequest { Pipeline = "tumbling", Events = { new V1.Event { Key = new string('k', 500), TimeMs = 6, Fields = { ["a"] = 1, ["b"] = 2 } } }, RequestId = new string('r', 128) }.Also(r => r.Events.Add(Enumerable.Range(0, 9).Select(_ => r.Events[0].Clone()))));
+        var large = new V1.PublishRequest { Pipeline = "tumbling", RequestId = new string('r', 128) };
+        for (var i = 0; i < 10; i++) large.Events.Add(new V1.Event { Key = new string('k', 500), TimeMs = 6, Fields = { ["a"] = 1, ["b"] = 2 } });
+        var tooLarge = await Refused(large);
         Assert.Equal((StatusCode.InvalidArgument, true), (tooLarge.StatusCode, tooLarge.Status.Detail.Contains("at most 4096 are accepted", StringComparison.Ordinal)));
 
         // A last valid event: once it is applied, everything sent before it on this key is too. Only the two valid
@@ -369,14 +371,5 @@ public sealed class GatewayTests
         }
 
         return view;
-    }
-}
-
-internal static class Fluent
-{
-    public static T Also<T>(this T value, Action<T> action)
-    {
-        action(value);
-        return value;
     }
 }
