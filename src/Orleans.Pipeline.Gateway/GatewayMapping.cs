@@ -39,23 +39,24 @@ internal static class GatewayMapping
             EventCount = result.EventCount,
             Watermark = result.Watermark,
         };
-        for (var i = 0; i < result.Values.Length && i < outputs.Count; i++)
-        {
-            if (double.IsFinite(result.Values[i])) wire.Values[outputs[i]] = result.Values[i];
-        }
-
+        Name(result.Values, outputs, wire.Values);
         return wire;
     }
 
     public static V1.LateEvent ToWire(LateEvent late, IReadOnlyList<string> fields)
     {
         var wire = new V1.LateEvent { TimeMs = late.TimeMs, Watermark = late.Watermark };
-        for (var i = 0; i < late.Values.Length && i < fields.Count; i++)
-        {
-            if (double.IsFinite(late.Values[i])) wire.Fields[fields[i]] = late.Values[i];
-        }
-
+        Name(late.Values, fields, wire.Fields);
         return wire;
+    }
+
+    /// <summary>Values by name; a value that is missing (NaN) is left out.</summary>
+    private static void Name(double[] values, IReadOnlyList<string> names, IDictionary<string, double> into)
+    {
+        for (var i = 0; i < values.Length && i < names.Count; i++)
+        {
+            if (double.IsFinite(values[i])) into[names[i]] = values[i];
+        }
     }
 
     public static PipelineEvent FromWire(V1.Event e) => new(e.Key, e.TimeMs, e.Fields);

@@ -81,20 +81,26 @@ internal sealed partial class KeyWindowGrain(
         _reminderRegistered = true;
         // Activation restarted the timers if windows need them; this tick also closes what time alone can close.
         if (_engine is not null) await OnTimerAsync(CancellationToken.None);
-        if (_engine is null || !NeedsTime())
+        if (_engine is null || !(WindowsNeedTime || HoldsBatches))
         {
             if (await this.GetReminder(reminderName) is { } reminder) await this.UnregisterReminder(reminder);
             _reminderRegistered = false;
         }
     }
 
-    /// <summary>Whether the key holds windows only time can close, or batches waiting behind a sequence gap.</summary>
-    private bool NeedsTime()
+    /// <summary>Whether the key holds windows that time alone can close (idle timeout, early firing, processing time).</summary>
+    private bool WindowsNeedTime
     {
-        var windowing = _definition!.Windowing;
-        return state.State.Pending.Count > 0 || (_engine!.State.WindowCount > 0 &&
-            (windowing.IdleTimeoutMs is not null || windowing.EarlyFiringIntervalMs is not null || windowing.TimeMode == TimeMode.ProcessingTime));
+        get
+        {
+            var windowing = _definition!.Windowing;
+            return _engine!.State.WindowCount > 0 &&
+                (windowing.IdleTimeoutMs is not null || windowing.EarlyFiringIntervalMs is not null || windowing.TimeMode == TimeMode.ProcessingTime);
+        }
     }
+
+    /// <summary>Whether batches wait behind a sequence gap.</summary>
+    private bool HoldsBatches => state.State.Pending.Count > 0;
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
@@ -338,8 +344,7 @@ internal sealed partial class KeyWindowGrain(
     private async Task UpdateTimersAsync()
     {
         var windowing = _definition!.Windowing;
-        var needed = _engine!.State.WindowCount > 0 &&
-            (windowing.IdleTimeoutMs is not null || windowing.EarlyFiringIntervalMs is not null || windowing.TimeMode == TimeMode.ProcessingTime);
+        var needed = WindowsNeedTime;
         if (needed && _timer is null)
         {
             var period = TimeSpan.FromMilliseconds(Math.Clamp(
@@ -352,7 +357,7 @@ internal sealed partial class KeyWindowGrain(
             _timer = null;
         }
 
-        var waiting = state.State.Pending.Count > 0;
+        var waiting = HoldsBatches;
         if (waiting && _gapTimer is null)
         {
             var period = TimeSpan.FromMilliseconds(Math.Clamp(options.SequenceGapTimeout.TotalMilliseconds / 4, 100, 10_000));

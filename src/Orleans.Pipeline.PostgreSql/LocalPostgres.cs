@@ -94,12 +94,6 @@ public sealed class LocalPostgres : IAsyncDisposable
         return ConnectionString(name);
     }
 
-    /// <summary>Stops the server immediately (as a crash would), keeping its data so that it can start again.</summary>
-    public Task StopAsync() => PgAsync("pg_ctl", ["-D", _dataDirectory, "-m", "immediate", "-w", "stop"], CancellationToken.None);
-
-    /// <summary>Starts a server stopped by <see cref="StopAsync"/> again on the same port.</summary>
-    public Task RestartAsync() => PgAsync("pg_ctl", ["-D", _dataDirectory, "-l", LogFile, "-w", "-t", "60", "start"], CancellationToken.None);
-
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _stopped, 1) == 1) return;

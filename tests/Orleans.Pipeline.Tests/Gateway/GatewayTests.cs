@@ -92,6 +92,19 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task A_clear_text_port_speaks_http2_and_the_optional_http1_port_serves_plain_json_clients()
+    {
+        var http1 = $"http://127.0.0.1:{PostgreSql.SiloProcess.FreePort()}";
+        await using var host = await GatewayHost.StartAsync(new GatewayOptions { Http1Url = http1 }, realPort: true);
+        using var plain = new HttpClient();
+
+        var pipelines = await plain.GetFromJsonAsync<JsonElement>(new Uri($"{http1}/v1/pipelines"));
+        Assert.Equal(3, pipelines.GetProperty("pipelines").GetArrayLength());
+        using var http2 = new HttpClient { DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http2.GetAsync(new Uri(host.Address!, "/v1/pipelines"))).StatusCode);
+    }
+
+    [Fact]
     public async Task Json_over_http_publishes_and_queries_like_grpc()
     {
         await using var host = await GatewayHost.StartAsync();
@@ -356,20 +369,7 @@ public sealed class GatewayTests
     {
         var outputs = Tumbling.OutputNames();
         var view = new Dictionary<(long, long), WindowResult>();
-        foreach (var r in batches.Where(b => b.Key == key).SelectMany(b => b.Results))
-        {
-            var kind = Enum.Parse<ResultKind>(r.Kind, ignoreCase: true);
-            if (kind == ResultKind.Partial) continue;
-            if (kind == ResultKind.Retraction)
-            {
-                view.Remove((r.StartMs, r.EndMs));
-                continue;
-            }
-
-            var values = outputs.Select(n => r.Values.TryGetValue(n, out var v) ? v : double.NaN).ToArray();
-            view[(r.StartMs, r.EndMs)] = new WindowResult(r.StartMs, r.EndMs, r.Revision, kind, r.EventCount, values, r.Watermark);
-        }
-
+        foreach (var r in batches.Where(b => b.Key == key).SelectMany(b => b.Results)) WireView.Apply(view, r, outputs);
         return view;
     }
 }

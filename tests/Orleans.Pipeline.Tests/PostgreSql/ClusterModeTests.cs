@@ -122,6 +122,19 @@ public sealed class ClusterModeTests(PostgresServer postgres)
         Assert.Equal(1, windows.AppliedEvents);
     }
 
+    [Fact]
+    public async Task The_pipelines_a_silo_runs_are_recorded_with_their_output_names()
+    {
+        await using var cluster = await PostgresPipelineCluster.StartAsync(await postgres.NewMigratedDatabaseAsync(), silos: 1);
+
+        foreach (var pipeline in PipelineCluster.Pipelines.Append(PostgresPipelineCluster.Idle))
+        {
+            Assert.Equal(1, await cluster.ScalarAsync(
+                "SELECT count(*) FROM pipeline_definitions WHERE pipeline = @p AND output_names = @names AND definition->>'Name' = @p",
+                ("p", pipeline.Name), ("names", pipeline.OutputNames().ToArray())));
+        }
+    }
+
     /// <summary>Publishes every trace in order per key, running <paramref name="midStream"/> once half is sent.</summary>
     private static async Task PublishAsync(PostgresPipelineCluster cluster, List<(PipelineDefinition Pipeline, string Key, List<EventStep> Events)> traces, Func<Task> midStream)
     {

@@ -2,7 +2,6 @@ using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Tests.Gateway;
 using Orleans.Pipeline.Windowing;
 using static Orleans.Pipeline.Tests.Workload;
-using V1 = Orleans.Pipeline.Gateway.V1;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 
@@ -52,23 +51,10 @@ public sealed class ResumableSubscriptionTests(PostgresServer postgres)
             keys.Add(batch.Key);
             Assert.True(batch.ChangeId > last, $"change {batch.ChangeId} after {last}: changes must arrive in order");
             last = batch.ChangeId;
-            foreach (var r in batch.Results) Apply(view, r, outputs);
+            foreach (var r in batch.Results) WireView.Apply(view, r, outputs);
             if (done(view)) break;
         }
 
         return (view, last, keys);
-    }
-
-    private static void Apply(Dictionary<(long, long), WindowResult> view, V1.WindowResult r, IReadOnlyList<string> outputs)
-    {
-        var kind = Enum.Parse<ResultKind>(r.Kind, ignoreCase: true);
-        if (kind == ResultKind.Retraction)
-        {
-            view.Remove((r.StartMs, r.EndMs));
-            return;
-        }
-
-        var values = outputs.Select(n => r.Values.TryGetValue(n, out var v) ? v : double.NaN).ToArray();
-        view[(r.StartMs, r.EndMs)] = new WindowResult(r.StartMs, r.EndMs, r.Revision, kind, r.EventCount, values, r.Watermark);
     }
 }
