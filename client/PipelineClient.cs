@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Orleans.Pipeline.Windowing;
@@ -10,29 +10,38 @@ namespace Orleans.Pipeline.Client;
 /// <summary>Tuning of a <see cref="PipelineClient"/>.</summary>
 public sealed class PipelineClientOptions
 {
-    /// <summary>Events per batch (one stream item, one state write in the key's grain).</summary>
-    public int MaxBatchSize { get; set; } = 256;
+    /// <summary>Events per partition item at most (one stream item, however many keys it holds).</summary>
+    public int MaxBatchSize { get; set; } = 8_192;
 
-    /// <summary>Batches sent but not yet acknowledged; when all are in flight, <c>PublishAsync</c> waits.</summary>
-    public int MaxInFlightBatches { get; set; } = 64;
+    /// <summary>
+    /// Items per partition sent but not yet applied by every key they hold; beyond it, sending waits until the
+    /// partition catches up, and publishers wait once the partition's buffer is full: backpressure from the key
+    /// grains to the caller of <c>PublishAsync</c>, with memory bounded by partitions × (this + 1) × <see cref="MaxBatchSize"/>.
+    /// </summary>
+    public int MaxUnappliedBatches { get; set; } = 2;
 
-    /// <summary>How long a partly filled batch waits for more events before it is sent anyway.</summary>
+    /// <summary>How long a partly filled item waits for more events before it is sent anyway.</summary>
     public TimeSpan Linger { get; set; } = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>Attempts per batch before its failure is reported (each retry reuses the batch's sequence).</summary>
+    /// <summary>
+    /// Attempts per item for errors other than the cluster being busy or unreachable for a while (time-outs, full
+    /// queues, transient database errors), which are retried with the same sequence until the item is stored.
+    /// </summary>
     public int MaxAttempts { get; set; } = 6;
 
-    /// <summary>First retry delay; doubled per attempt.</summary>
+    /// <summary>First retry delay; doubled per attempt, at most 2 s.</summary>
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(100);
 }
 
 /// <summary>
-/// Publishes events to pipelines and reads their results. Events are validated, grouped per key into batches,
-/// and sent with a bounded number of batches in flight: when the bound is reached <see cref="PublishAsync(string, PipelineEvent, CancellationToken)"/>
-/// waits (backpressure). Each batch carries this client's producer id and a sequence; retries reuse them, and the
-/// key's grain applies a batch at most once. Batches of one key are sent one after another, in order.
-/// Dispose (or <see cref="FlushAsync"/>) to send what is buffered; a batch that failed every attempt makes the next
-/// <see cref="FlushAsync"/> throw <see cref="PublishFailedException"/>, so nothing is lost silently.
+/// Publishes events to pipelines and reads their results. Events are validated and grouped per partition of their
+/// pipeline (<see cref="PipelineNames.PartitionOf"/>) into items of many keys; each partition sends one item at a
+/// time, numbered 1, 2, 3, … with this client's producer id (a retry reuses the number, and the partition applies
+/// each once, in order), and keeps at most <see cref="PipelineClientOptions.MaxUnappliedBatches"/> items unapplied.
+/// When the pipeline's grains fall behind, <see cref="PublishAsync(string, PipelineEvent, CancellationToken)"/> waits
+/// (backpressure); it never drops an event because the system is busy. Dispose (or <see cref="FlushAsync"/>) to
+/// send what is buffered; an item that failed for good makes <see cref="FlushAsync"/> throw
+/// <see cref="PublishFailedException"/>, so nothing is lost silently.
 /// </summary>
 public sealed class PipelineClient : IAsyncDisposable
 {
@@ -41,35 +50,33 @@ public sealed class PipelineClient : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly IStreamProvider _streams;
     private readonly IStreamProvider _resultStreams;
-    private readonly SemaphoreSlim _inFlight;
     private readonly Lock _gate = new();
-    private readonly Dictionary<(string Pipeline, string Key), KeyBuffer> _buffers = [];
-    private readonly ConcurrentDictionary<Task, byte> _sending = new();
-    private readonly ConcurrentQueue<Exception> _failures = new();
-    private readonly ITimer _linger;
+    private readonly Dictionary<string, PartitionBuffer[]> _buffers = new(StringComparer.Ordinal);
+    private readonly Queue<Exception> _failures = new();
     private Dictionary<string, PipelineDefinition>? _pipelines;
     private Dictionary<string, string[]> _fields = [];
+    private long _published;
+    private long _waits;
 
     public PipelineClient(IClusterClient cluster, PipelineClientOptions? options = null, TimeProvider? time = null)
     {
         _cluster = cluster;
         _options = options ?? new PipelineClientOptions();
-        if (_options.MaxBatchSize <= 0 || _options.MaxInFlightBatches <= 0 || _options.MaxAttempts <= 0)
-            throw new ArgumentException("batch size, in-flight batches and attempts must be > 0", nameof(options));
+        if (_options.MaxBatchSize <= 0 || _options.MaxUnappliedBatches <= 0 || _options.MaxAttempts <= 0)
+            throw new ArgumentException("batch size, unapplied batches and attempts must be > 0", nameof(options));
         _time = time ?? TimeProvider.System;
         _streams = cluster.GetStreamProvider(PipelineNames.StreamProvider);
         _resultStreams = cluster.GetStreamProvider(PipelineNames.ResultsStreamProvider);
-        _inFlight = new SemaphoreSlim(_options.MaxInFlightBatches, _options.MaxInFlightBatches);
-        _linger = _time.CreateTimer(_ => SendLingering(), null, _options.Linger, _options.Linger);
     }
 
-    /// <summary>This client's producer id, carried by every batch it sends.</summary>
+    /// <summary>This client's producer id, carried by every item it sends.</summary>
     public Guid ProducerId { get; } = Guid.NewGuid();
 
     /// <summary>Events accepted by <c>PublishAsync</c>.</summary>
     public long PublishedEvents => Interlocked.Read(ref _published);
 
-    private long _published;
+    /// <summary>Times a publisher or sender waited because the pipeline was behind (backpressure).</summary>
+    public long BackpressureWaits => Interlocked.Read(ref _waits);
 
     /// <summary>The cluster's pipelines, fetched once.</summary>
     public async Task<IReadOnlyDictionary<string, PipelineDefinition>> GetPipelinesAsync()
@@ -82,27 +89,29 @@ public sealed class PipelineClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Validates and buffers one event; sends its key's batch when full. Throws <see cref="ArgumentException"/>
-    /// naming the problem (unknown pipeline, missing key, time out of range, a missing or non-finite field); events
-    /// accepted before stay accepted.
+    /// Validates and buffers one event; waits while its partition's buffer is full and the partition is behind.
+    /// Throws <see cref="ArgumentException"/> naming the problem (unknown pipeline, missing key, time out of range, a
+    /// missing or non-finite field); events accepted before stay accepted.
     /// </summary>
     public async Task PublishAsync(string pipeline, PipelineEvent item, CancellationToken cancellationToken = default)
     {
         var definition = await FindAsync(pipeline);
-        var fields = _fields[definition.Name];
-        var row = Validate(definition, fields, item);
-
-        KeyBuffer? full = null;
-        lock (_gate)
+        var row = Validate(definition, _fields[definition.Name], item);
+        var buffer = BufferFor(definition, item.Key);
+        Task? room;
+        lock (buffer)
         {
-            if (!_buffers.TryGetValue((pipeline, item.Key), out var buffer))
-                _buffers[(pipeline, item.Key)] = buffer = new KeyBuffer(pipeline, item.Key, fields);
-            buffer.Add(item.TimeMs, row, _time.GetTimestamp());
-            if (buffer.Count >= _options.MaxBatchSize) full = buffer;
+            buffer.Add(item.Key, item.TimeMs, row, _time.GetTimestamp());
+            room = buffer.Count >= _options.MaxBatchSize ? buffer.RoomAsync() : null;
+            EnsureSender(buffer);
         }
 
         Interlocked.Increment(ref _published);
-        if (full is not null) await SendAsync(full, cancellationToken);
+        if (room is not null)
+        {
+            Interlocked.Increment(ref _waits);
+            await room.WaitAsync(cancellationToken);
+        }
     }
 
     /// <summary>Publishes events in order; stops at the first invalid one (those before it stay accepted).</summary>
@@ -115,19 +124,44 @@ public sealed class PipelineClient : IAsyncDisposable
     public TypedPublisher<T> For<T>(string pipeline, Func<T, string> key, Func<T, DateTimeOffset> time, params (string Field, Func<T, double> Value)[] fields) =>
         new(this, pipeline, key, time, fields);
 
-    /// <summary>Sends every buffered event and waits until all batches are acknowledged; throws if any failed.</summary>
+    /// <summary>Sends every buffered event and waits until all of it is stored; throws if any item failed for good.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
-        List<KeyBuffer> pending;
-        lock (_gate) pending = _buffers.Values.Where(b => b.Count > 0).ToList();
-        foreach (var buffer in pending) await SendAsync(buffer, cancellationToken);
-        await Task.WhenAll(_sending.Keys);
-        if (!_failures.IsEmpty)
+        List<Task> stored = [];
+        lock (_gate)
         {
-            var failures = new List<Exception>();
-            while (_failures.TryDequeue(out var failure)) failures.Add(failure);
-            throw new PublishFailedException(failures);
+            foreach (var buffers in _buffers.Values)
+            {
+                foreach (var buffer in buffers)
+                {
+                    if (buffer is null) continue;
+                    lock (buffer)
+                    {
+                        if (buffer.Count == 0 && buffer.Sending is null) continue;
+                        stored.Add(buffer.Flush());
+                        EnsureSender(buffer);
+                    }
+                }
+            }
         }
+
+        try
+        {
+            await Task.WhenAll(stored).WaitAsync(cancellationToken);
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Reported below with every other failure.
+        }
+
+        List<Exception> failures;
+        lock (_failures)
+        {
+            failures = [.. _failures];
+            _failures.Clear();
+        }
+
+        if (failures.Count > 0) throw new PublishFailedException(failures);
     }
 
     /// <summary>A key's held and recently closed windows.</summary>
@@ -135,14 +169,17 @@ public sealed class PipelineClient : IAsyncDisposable
         _cluster.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(pipeline, key)).GetWindowsAsync();
 
     /// <summary>
-    /// Calls <paramref name="onBatch"/> for every result batch the pipeline emits from the moment this returns, until
-    /// the returned handle is disposed. Delivery of the next batch waits for the handler.
+    /// Calls <paramref name="onBatch"/> for every key's result batch the pipeline emits from the moment this returns,
+    /// until the returned handle is disposed. Delivery of the next batch waits for the handler.
     /// </summary>
     public async Task<IAsyncDisposable> SubscribeAsync(string pipeline, Func<ResultBatch, Task> onBatch)
     {
         await FindAsync(pipeline);
-        var stream = _resultStreams.GetStream<ResultBatch>(StreamId.Create(PipelineNames.ResultsNamespace, pipeline));
-        var handle = await stream.SubscribeAsync((batch, _) => onBatch(batch));
+        var stream = _resultStreams.GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, pipeline));
+        var handle = await stream.SubscribeAsync(async (feed, _) =>
+        {
+            foreach (var batch in feed.Batches) await onBatch(batch);
+        });
         return new Subscription(handle);
     }
 
@@ -157,17 +194,12 @@ public sealed class PipelineClient : IAsyncDisposable
         await foreach (var batch in channel.Reader.ReadAllAsync(cancellationToken)) yield return batch;
     }
 
-    private sealed class Subscription(StreamSubscriptionHandle<ResultBatch> handle) : IAsyncDisposable
+    private sealed class Subscription(StreamSubscriptionHandle<ResultFeed> handle) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync() => await handle.UnsubscribeAsync();
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _linger.DisposeAsync();
-        await FlushAsync();
-        _inFlight.Dispose();
-    }
+    public async ValueTask DisposeAsync() => await FlushAsync();
 
     private async Task<PipelineDefinition> FindAsync(string pipeline)
     {
@@ -175,6 +207,18 @@ public sealed class PipelineClient : IAsyncDisposable
         if (pipeline is null || !pipelines.TryGetValue(pipeline, out var definition))
             throw new UnknownPipelineException($"unknown pipeline '{pipeline}' (known: {string.Join(", ", pipelines.Keys.Order(StringComparer.Ordinal))})");
         return definition;
+    }
+
+    private PartitionBuffer BufferFor(PipelineDefinition definition, string key)
+    {
+        var partition = PipelineNames.PartitionOf(key, definition.Partitions);
+        PartitionBuffer[]? buffers;
+        lock (_gate)
+        {
+            if (!_buffers.TryGetValue(definition.Name, out buffers)) _buffers[definition.Name] = buffers = new PartitionBuffer[definition.Partitions];
+            return buffers[partition] ??= new PartitionBuffer(definition.Name, partition, _fields[definition.Name],
+                _streams.GetStream<PartitionBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.PartitionKey(definition.Name, partition))));
+        }
     }
 
     private static double[] Validate(PipelineDefinition definition, IReadOnlyList<string> fields, PipelineEvent item)
@@ -200,83 +244,118 @@ public sealed class PipelineClient : IAsyncDisposable
         return row;
     }
 
-    private void SendLingering()
+    /// <summary>Starts the partition's sender if none runs (under the buffer's lock).</summary>
+    private void EnsureSender(PartitionBuffer buffer)
     {
-        List<KeyBuffer> due;
-        var now = _time.GetTimestamp();
-        lock (_gate) due = _buffers.Values.Where(b => b.Count > 0 && _time.GetElapsedTime(b.FirstAddedAt, now) >= _options.Linger).ToList();
-        foreach (var buffer in due) _ = SendAsync(buffer, CancellationToken.None);
+        if (buffer.Sending is not null) return;
+        buffer.Sending = Task.Run(() => SendLoopAsync(buffer));
     }
 
-    /// <summary>Cuts the key's batch and hands it to a sender once an in-flight slot is free (the backpressure point).</summary>
-    private async Task SendAsync(KeyBuffer buffer, CancellationToken cancellationToken)
+    /// <summary>
+    /// The partition's sender: cuts an item when the buffer is full, lingered long enough or is flushed; waits until
+    /// the partition has applied all but <see cref="PipelineClientOptions.MaxUnappliedBatches"/> of this producer's
+    /// earlier items; sends it (retrying with the same sequence); then completes whoever waited for those events.
+    /// Exits when the buffer is empty.
+    /// </summary>
+    private async Task SendLoopAsync(PartitionBuffer buffer)
     {
-        await _inFlight.WaitAsync(cancellationToken);
-        Pending? pending;
-        lock (_gate) pending = buffer.Cut();
-        if (pending is null)
+        while (true)
         {
-            _inFlight.Release();
-            return;
-        }
+            PartitionBatch? batch;
+            TaskCompletionSource? waiters;
+            TimeSpan wait;
+            lock (buffer)
+            {
+                if (buffer.Count == 0)
+                {
+                    buffer.Sending = null;
+                    return;
+                }
 
-        var task = SendBatchAsync(buffer, pending);
-        _sending.TryAdd(task, 0);
-        _ = task.ContinueWith(t => _sending.TryRemove(t, out _), TaskScheduler.Default);
+                wait = buffer.Count >= _options.MaxBatchSize || buffer.FlushRequested ? TimeSpan.Zero : _options.Linger - _time.GetElapsedTime(buffer.FirstAddedAt);
+                batch = null;
+                waiters = null;
+                if (wait <= TimeSpan.Zero) (batch, waiters) = buffer.Cut(ProducerId, _time.GetUtcNow().ToUnixTimeMilliseconds());
+            }
+
+            if (batch is null)
+            {
+                await buffer.WaitForFullAsync(wait, _time);
+                continue;
+            }
+
+            try
+            {
+                await WaitForPartitionAsync(buffer, batch.Sequence);
+                await DeliverAsync(buffer, batch, persistent: waiters is not null);
+                waiters?.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                var failure = new InvalidOperationException(
+                    $"pipeline '{buffer.Pipeline}', partition {buffer.Partition}: an item of {batch.Count} events could not be stored after {_options.MaxAttempts} attempts", e);
+                lock (_failures) _failures.Enqueue(failure);
+                waiters?.TrySetException(failure);
+            }
+        }
     }
 
-    private async Task SendBatchAsync(KeyBuffer buffer, Pending pending)
+    /// <summary>Keeps at most <see cref="PipelineClientOptions.MaxUnappliedBatches"/> of this producer's items unapplied in the partition.</summary>
+    private async Task WaitForPartitionAsync(PartitionBuffer buffer, long sequence)
     {
-        try
+        var needed = sequence - _options.MaxUnappliedBatches;
+        if (buffer.Applied >= needed) return;
+        Interlocked.Increment(ref _waits);
+        var grain = _cluster.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey(buffer.Pipeline, buffer.Partition));
+        var delay = _options.RetryDelay;
+        while (buffer.Applied < needed)
         {
-            // A batch someone waits for is never given up: it is retried (same sequence) until it is stored.
-            await DeliverAsync(buffer, pending.Times, pending.Values, persistent: pending.Waiters is not null);
-            pending.Waiters?.TrySetResult();
-        }
-        catch (Exception e)
-        {
-            _failures.Enqueue(new InvalidOperationException(
-                $"pipeline '{buffer.Pipeline}', key '{buffer.Key}': a batch of {pending.Times.Length} events was not delivered after {_options.MaxAttempts} attempts", e));
-        }
-        finally
-        {
-            _inFlight.Release();
+            try
+            {
+                buffer.Applied = Math.Max(buffer.Applied, await grain.WaitForAppliedAsync(ProducerId, needed, TimeSpan.FromSeconds(5)));
+                delay = _options.RetryDelay;
+            }
+            catch (Exception e) when (e is not ArgumentException)
+            {
+                // The partition's silo is moving or busy: ask again.
+                await Task.Delay(delay, _time);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
         }
     }
 
     /// <summary>
-    /// Sends one batch, retrying with the same sequence; throws when every attempt failed (never, when
-    /// <paramref name="persistent"/>: then it retries with a delay capped at 5 s until the batch is stored). One batch
-    /// of a key at a time, numbered 1, 2, 3, … per key: the key's grain applies them in this order, holding one that
-    /// arrives ahead of a gap until the gap fills.
+    /// Sends one item, retrying with the same sequence: errors that mean the cluster is busy or briefly unreachable
+    /// are retried until the item is stored; others up to <see cref="PipelineClientOptions.MaxAttempts"/> times (or
+    /// without end when <paramref name="persistent"/>: someone waits for exactly this item).
     /// </summary>
-    private async Task DeliverAsync(KeyBuffer buffer, long[] times, double[] values, bool persistent)
+    private async Task DeliverAsync(PartitionBuffer buffer, PartitionBatch batch, bool persistent)
     {
-        await buffer.SendLock.WaitAsync();
-        try
+        var delay = _options.RetryDelay;
+        for (var attempt = 1; ; attempt++)
         {
-            var batch = new EventBatch(buffer.Key, ProducerId, ++buffer.LastSequence, buffer.Fields, times, values, _time.GetUtcNow().ToUnixTimeMilliseconds());
-            var stream = _streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey(buffer.Pipeline, buffer.Key)));
-            var delay = _options.RetryDelay;
-            for (var attempt = 1; ; attempt++)
+            try
             {
-                try
-                {
-                    await stream.OnNextAsync(batch);
-                    return;
-                }
-                catch (Exception e) when ((persistent || attempt < _options.MaxAttempts) && e is not ArgumentException)
-                {
-                    await Task.Delay(delay, _time);
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
-                }
+                await buffer.Stream.OnNextAsync(batch);
+                return;
+            }
+            catch (Exception e) when (e is not ArgumentException && (persistent || IsBusy(e) || attempt < _options.MaxAttempts))
+            {
+                if (IsBusy(e)) Interlocked.Increment(ref _waits);
+                await Task.Delay(delay, _time);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }
-        finally
-        {
-            buffer.SendLock.Release();
-        }
     }
+
+    /// <summary>Whether an error means "busy or briefly unreachable, try again" rather than "this item cannot be stored".</summary>
+    private static bool IsBusy(Exception e) => e switch
+    {
+        TimeoutException or OrleansMessageRejectionException or SiloUnavailableException => true,
+        DbException db => db.IsTransient,
+        AggregateException { InnerExceptions.Count: 1 } a => IsBusy(a.InnerExceptions[0]),
+        _ => e.InnerException is { } inner && IsBusy(inner),
+    };
 
     /// <summary>
     /// Validates every event of a request (all or nothing: the first invalid one throws <see cref="InvalidEventException"/>
@@ -303,81 +382,145 @@ public sealed class PipelineClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Adds validated events to their keys' batches, which fill up with other callers' events of the same keys and
-    /// go out when full or after the linger (so that many small requests still make few large batches), and returns
-    /// a task that completes when every one of these events is stored. Such batches are never given up: they are
-    /// retried with the same sequence until stored, so waiting longer never publishes anything twice.
+    /// Adds validated events to their partitions' buffers, which fill up with other callers' events and go out when
+    /// full or after the linger (so that many small requests still make few large items), and returns a task that
+    /// completes when every one of these events is stored. Such items are never given up: they are retried with the
+    /// same sequence until stored, so waiting longer never publishes anything twice.
     /// </summary>
     public Task PublishAndWaitAsync(ValidatedEvents validated)
     {
+        var definition = _pipelines![validated.Pipeline];
         var stored = new HashSet<Task>();
-        List<(KeyBuffer Buffer, Pending Pending)>? full = null;
-        lock (_gate)
+        var now = _time.GetTimestamp();
+        for (var i = 0; i < validated.Events.Count; i++)
         {
-            var now = _time.GetTimestamp();
-            for (var i = 0; i < validated.Events.Count; i++)
+            var item = validated.Events[i];
+            var buffer = BufferFor(definition, item.Key);
+            lock (buffer)
             {
-                var item = validated.Events[i];
-                if (!_buffers.TryGetValue((validated.Pipeline, item.Key), out var buffer))
-                    _buffers[(validated.Pipeline, item.Key)] = buffer = new KeyBuffer(validated.Pipeline, item.Key, validated.Fields);
-                buffer.Add(item.TimeMs, validated.Rows[i], now);
+                buffer.Add(item.Key, item.TimeMs, validated.Rows[i], now);
                 stored.Add(buffer.CurrentBatchStored());
-                if (buffer.Count >= _options.MaxBatchSize) (full ??= []).Add((buffer, buffer.Cut()!));
+                EnsureSender(buffer);
             }
         }
 
         Interlocked.Add(ref _published, validated.Events.Count);
-        foreach (var (buffer, pending) in full ?? []) _ = SendCutAsync(buffer, pending);
         return Task.WhenAll(stored);
     }
 
-    private async Task SendCutAsync(KeyBuffer buffer, Pending pending)
+    /// <summary>
+    /// Events of one partition waiting to be sent, in columns; grouped by key when an item is cut. Guarded by its own
+    /// lock; its sender runs one item at a time.
+    /// </summary>
+    internal sealed class PartitionBuffer(string pipeline, int partition, string[] fields, IAsyncStream<PartitionBatch> stream)
     {
-        await _inFlight.WaitAsync();
-        var task = SendBatchAsync(buffer, pending);
-        _sending.TryAdd(task, 0);
-        _ = task.ContinueWith(t => _sending.TryRemove(t, out _), TaskScheduler.Default);
-    }
-
-    /// <summary>A cut batch; <paramref name="Waiters"/> completes when it is stored (callers of <see cref="PublishAndWaitAsync"/>).</summary>
-    internal sealed record Pending(long[] Times, double[] Values, TaskCompletionSource? Waiters);
-
-    /// <summary>Events of one key waiting to be sent.</summary>
-    internal sealed class KeyBuffer(string pipeline, string key, string[] fields)
-    {
+        private readonly Dictionary<string, int> _keyIndex = new(StringComparer.Ordinal);
+        private readonly List<string> _keys = [];
+        private readonly List<int> _eventKeys = [];
         private readonly List<long> _times = [];
         private readonly List<double> _values = [];
+        private TaskCompletionSource? _waiters;
+        private TaskCompletionSource? _room;
+        private TaskCompletionSource? _full;
 
         public string Pipeline { get; } = pipeline;
-        public string Key { get; } = key;
-        public string[] Fields { get; } = fields;
-        public SemaphoreSlim SendLock { get; } = new(1, 1);
-
-        /// <summary>The sequence of the key's last batch (under <see cref="SendLock"/>).</summary>
-        public long LastSequence { get; set; }
-        public long FirstAddedAt { get; private set; }
+        public int Partition { get; } = partition;
+        public IAsyncStream<PartitionBatch> Stream { get; } = stream;
         public int Count => _times.Count;
+        public long FirstAddedAt { get; private set; }
+        public bool FlushRequested { get; private set; }
 
-        public void Add(long time, double[] row, long timestamp)
+        /// <summary>The running sender, if any (under the lock).</summary>
+        public Task? Sending { get; set; }
+
+        /// <summary>The sequence of the partition's last item.</summary>
+        public long LastSequence { get; private set; }
+
+        /// <summary>The highest sequence the partition reported applied (sender only).</summary>
+        public long Applied { get; set; }
+
+        public void Add(string key, long time, double[] row, long timestamp)
         {
             if (_times.Count == 0) FirstAddedAt = timestamp;
+            if (!_keyIndex.TryGetValue(key, out var index))
+            {
+                _keyIndex[key] = index = _keys.Count;
+                _keys.Add(key);
+            }
+
+            _eventKeys.Add(index);
             _times.Add(time);
             _values.AddRange(row);
         }
 
-        private TaskCompletionSource? _waiters;
-
-        /// <summary>Completes when the batch now being filled is stored (under the client's lock).</summary>
+        /// <summary>Completes when the events buffered now are stored (or their item failed for good).</summary>
         public Task CurrentBatchStored() => (_waiters ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
-        public Pending? Cut()
+        /// <summary>Asks the sender to send what is buffered without lingering; completes when it is stored.</summary>
+        public Task Flush()
         {
-            if (_times.Count == 0) return null;
-            var pending = new Pending([.. _times], [.. _values], _waiters);
+            if (Count > 0) FlushRequested = true;
+            _full?.TrySetResult();
+            return Count > 0 ? CurrentBatchStored() : Sending ?? Task.CompletedTask;
+        }
+
+        /// <summary>Completes when the buffer has room again (the sender cut an item).</summary>
+        public Task RoomAsync()
+        {
+            _full?.TrySetResult();
+            return (_room ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+
+        /// <summary>Waits for the linger to end, or less when the buffer fills or is flushed.</summary>
+        public Task WaitForFullAsync(TimeSpan linger, TimeProvider time)
+        {
+            Task full;
+            lock (this)
+            {
+                if (FlushRequested || _room is not null) return Task.CompletedTask;
+                if (_full is null || _full.Task.IsCompleted) _full = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                full = _full.Task;
+            }
+
+            return Task.WhenAny(full, Task.Delay(linger, time));
+        }
+
+        /// <summary>Cuts the buffered events into the partition's next item, grouped by key (under the lock).</summary>
+        public (PartitionBatch Batch, TaskCompletionSource? Waiters) Cut(Guid producer, long nowMs)
+        {
+            var width = fields.Length;
+            var ends = new int[_keys.Count];
+            foreach (var k in _eventKeys) ends[k]++;
+            var starts = new int[_keys.Count];
+            for (int k = 0, at = 0; k < ends.Length; k++)
+            {
+                starts[k] = at;
+                at += ends[k];
+                ends[k] = at;
+            }
+
+            var times = new long[_times.Count];
+            var values = new double[_values.Count];
+            for (var i = 0; i < _eventKeys.Count; i++)
+            {
+                var to = starts[_eventKeys[i]]++;
+                times[to] = _times[i];
+                for (var f = 0; f < width; f++) values[to * width + f] = _values[i * width + f];
+            }
+
+            var batch = new PartitionBatch(Partition, producer, ++LastSequence, fields, [.. _keys], ends, times, values, nowMs);
+            var waiters = _waiters;
+            _keyIndex.Clear();
+            _keys.Clear();
+            _eventKeys.Clear();
             _times.Clear();
             _values.Clear();
             _waiters = null;
-            return pending;
+            FlushRequested = false;
+            _full = null;
+            _room?.TrySetResult();
+            _room = null;
+            return (batch, waiters);
         }
     }
 }

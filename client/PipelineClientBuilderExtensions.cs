@@ -74,7 +74,7 @@ public static class PipelineClientBuilderExtensions
     }
 
     /// <summary>
-    /// The pipeline stream providers: events on memory streams (embedded) or the PostgreSQL queues (PostgreSQL
+    /// The pipeline stream providers: events on the silo's bounded in-memory queues (embedded) or the PostgreSQL queues (PostgreSQL
     /// mode), where <c>PublishAsync</c> returns once the batch is stored; live results on memory streams in both.
     /// </summary>
     public static IClientBuilder AddPipelineClient(this IClientBuilder client, PipelineClusterOptions? options = null)
@@ -91,7 +91,9 @@ public static class PipelineClientBuilderExtensions
         }
         else
         {
-            client.AddMemoryStreams(PipelineNames.StreamProvider, streams => streams.ConfigurePartitioning(options.StreamQueues));
+            var queues = options.StreamQueues;
+            client.AddPersistentStreams(PipelineNames.StreamProvider, (sp, name) => EmbeddedQueueAdapterFactory.Create(sp, name, queues),
+                streams => streams.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly));
         }
 
         client.AddMemoryStreams(PipelineNames.ResultsStreamProvider, streams => streams.ConfigurePartitioning(options.StreamQueues));

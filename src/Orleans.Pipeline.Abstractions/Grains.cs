@@ -3,14 +3,37 @@ using Orleans.Concurrency;
 namespace Orleans.Pipeline;
 
 /// <summary>
-/// The grain of one (pipeline, key), keyed <c>pipeline/key</c> (<see cref="PipelineNames.StreamKey"/>). It is
-/// activated by its input stream; this interface is for queries.
+/// The grain of one (pipeline, key), keyed <c>pipeline/key</c> (<see cref="PipelineNames.StreamKey"/>): it owns the
+/// key's window state. Its partition hands it its events (<see cref="ApplyAsync"/>); readers query it.
 /// </summary>
 public interface IKeyWindowGrain : IGrainWithStringKey
 {
     /// <summary>The key's held and recently closed windows.</summary>
     [ReadOnly]
     Task<KeyWindows> GetWindowsAsync();
+
+    /// <summary>
+    /// Applies the key's slice of a partition item unless a slice with the same or a later delivery of that partition
+    /// was applied before, and returns once the key's state (and, in cluster mode, its results) is stored. Returns what
+    /// fired, or null. Called by the key's partition; not for applications.
+    /// </summary>
+    Task<ResultBatch?> ApplyAsync(KeySlice slice);
+}
+
+/// <summary>
+/// The consumer of one partition stream of a pipeline, keyed <c>pipeline/partition</c> (<see cref="PipelineNames.PartitionKey"/>):
+/// it orders and dedupes the partition's items per producer, splits them by key and hands each key grain its slice.
+/// </summary>
+public interface IPartitionGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Waits until every item of <paramref name="producer"/> up to <paramref name="sequence"/> has been applied by
+    /// every key it holds (or given up as a dead letter), or until <paramref name="timeout"/> passes; returns the
+    /// producer's applied sequence either way. Producers call it to keep a bounded number of items unapplied: the
+    /// end-to-end backpressure.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<long> WaitForAppliedAsync(Guid producer, long sequence, TimeSpan timeout);
 }
 
 /// <summary>The pipelines a silo runs, for clients (one per cluster: key 0).</summary>

@@ -21,6 +21,7 @@ public sealed class PipelineBuilder
     private string _keyField = "key";
     private string _timeField = "time";
     private int _closedKept = 16;
+    private int _partitions = PipelineDefinition.DefaultPartitions;
 
     private PipelineBuilder(string name) => _name = name;
 
@@ -53,6 +54,9 @@ public sealed class PipelineBuilder
     public PipelineBuilder TimeField(string name) => Set(() => _timeField = name);
     public PipelineBuilder KeepClosedWindows(int count) => Set(() => _closedKept = count);
 
+    /// <summary>Stream partitions (see <see cref="PipelineDefinition.Partitions"/>).</summary>
+    public PipelineBuilder Partitions(int count) => Set(() => _partitions = count);
+
     public PipelineBuilder Aggregate(AggregationSpec aggregation) => Set(() => _aggregations.Add(aggregation));
     public PipelineBuilder Count(string? field = null, string? name = null) => Aggregate(AggregationSpec.Count(field, name));
     public PipelineBuilder Sum(string field, string? name = null) => Aggregate(AggregationSpec.Sum(field, name));
@@ -73,7 +77,8 @@ public sealed class PipelineBuilder
             new WindowingDefinition(_window, [.. _aggregations], _timeMode, _disorder, _lateness, _idle, _early),
             _keyField,
             _timeField,
-            _closedKept);
+            _closedKept,
+            _partitions);
         var problems = definition.Validate(registry).ToList();
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems));
         return definition;

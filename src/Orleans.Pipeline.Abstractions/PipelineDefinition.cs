@@ -11,14 +11,23 @@ namespace Orleans.Pipeline;
 /// <param name="KeyField">Name of the key in a JSON/schemaless event (default <c>key</c>).</param>
 /// <param name="TimeField">Name of the event time in a JSON/schemaless event (default <c>time</c>).</param>
 /// <param name="ClosedWindowsKept">How many closed windows each key keeps queryable.</param>
+/// <param name="Partitions">
+/// Stream partitions of the pipeline: keys are spread over them by <see cref="PipelineNames.PartitionOf"/>, and one
+/// stream item carries events of many keys of one partition. More partitions, more parallel deliveries; fewer, larger
+/// per-key slices. Fixed for the life of the pipeline's data: changing it moves keys between partitions.
+/// </param>
 [GenerateSerializer, Immutable, Alias("pipeline.pipeline-definition")]
 public sealed record PipelineDefinition(
     [property: Id(0)] string Name,
     [property: Id(1)] WindowingDefinition Windowing,
     [property: Id(2)] string KeyField = "key",
     [property: Id(3)] string TimeField = "time",
-    [property: Id(4)] int ClosedWindowsKept = 16)
+    [property: Id(4)] int ClosedWindowsKept = 16,
+    [property: Id(5)] int Partitions = PipelineDefinition.DefaultPartitions)
 {
+    /// <summary>Partitions per pipeline unless configured.</summary>
+    public const int DefaultPartitions = 16;
+
     /// <summary>Returns every problem with this definition, each prefixed with the pipeline's name.</summary>
     public IEnumerable<string> Validate(AggregatorRegistry? registry = null)
     {
@@ -32,6 +41,7 @@ public sealed record PipelineDefinition(
 
         foreach (var problem in Windowing.Validate(registry)) yield return $"pipeline '{Name}': {problem}";
         if (ClosedWindowsKept is < 0 or > 10_000) yield return $"pipeline '{Name}': closed windows kept must be in [0, 10000]";
+        if (Partitions is < 1 or > 4096) yield return $"pipeline '{Name}': partitions must be in [1, 4096]";
     }
 
     /// <summary>Names of the result values, in order.</summary>

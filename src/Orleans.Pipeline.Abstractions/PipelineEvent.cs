@@ -2,7 +2,7 @@ namespace Orleans.Pipeline;
 
 /// <summary>
 /// One event as a producer publishes it: a key, an event time, numeric fields and optional string tags. Any
-/// language can build it; the client SDK groups events per key into <see cref="EventBatch"/> stream items.
+/// language can build it; the client SDK groups events per partition of keys into <see cref="PartitionBatch"/> stream items.
 /// </summary>
 /// <param name="Key">The key whose windows the event belongs to; required, non-empty.</param>
 /// <param name="TimeMs">Event time, Unix milliseconds, within <see cref="Windowing.EventTimeRange"/>.</param>

@@ -14,8 +14,8 @@ public static partial class PipelineNames
     /// </summary>
     public const string ResultsStreamProvider = "pipeline-results";
 
-    /// <summary>Namespace of the input streams; the stream key is <c>pipeline/key</c>.</summary>
-    public const string EventsNamespace = "pipeline.events";
+    /// <summary>Namespace of the input streams; the stream key is <c>pipeline/partition</c> (<see cref="PartitionKey"/>).</summary>
+    public const string EventsNamespace = "pipeline.partitions";
 
     /// <summary>Namespace of the output streams; the stream key is the pipeline name.</summary>
     public const string ResultsNamespace = "pipeline.results";
@@ -27,8 +27,29 @@ public static partial class PipelineNames
     [GeneratedRegex("^[a-z][a-z0-9_-]{0,63}$")]
     public static partial Regex PipelineNamePattern();
 
-    /// <summary>The input stream key (and grain key) of a pipeline's key.</summary>
+    /// <summary>The grain key of a pipeline's key.</summary>
     public static string StreamKey(string pipeline, string key) => $"{pipeline}/{key}";
+
+    /// <summary>The input stream key (and partition grain key) of a pipeline's partition.</summary>
+    public static string PartitionKey(string pipeline, int partition) => $"{pipeline}/{partition}";
+
+    /// <summary>
+    /// The partition of a key: FNV-1a (64-bit) of its UTF-16 code units, modulo <paramref name="partitions"/>. Stable
+    /// across processes, platforms and releases: every producer, in any language, must compute the same.
+    /// </summary>
+    public static int PartitionOf(string key, int partitions)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
+        var hash = 14695981039346656037UL;
+        foreach (var c in key)
+        {
+            hash = (hash ^ (byte)c) * 1099511628211UL;
+            hash = (hash ^ (byte)(c >> 8)) * 1099511628211UL;
+        }
+
+        return (int)(hash % (ulong)partitions);
+    }
 
     /// <summary>Splits a grain key made by <see cref="StreamKey"/>.</summary>
     public static (string Pipeline, string Key) Split(string streamKey)

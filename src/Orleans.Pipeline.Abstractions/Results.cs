@@ -35,3 +35,12 @@ public sealed record KeyWindows(
     [property: Id(3)] long AppliedEvents,
     [property: Id(4)] long LateEvents,
     [property: Id(5)] long DuplicateBatches);
+
+/// <summary>
+/// The live results stream item: what one partition item (or one key's timer) produced, for many keys at once, so
+/// the rate of messages does not grow with the number of keys.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("pipeline.result-feed")]
+public sealed record ResultFeed(
+    [property: Id(0)] string Pipeline,
+    [property: Id(1)] ResultBatch[] Batches);

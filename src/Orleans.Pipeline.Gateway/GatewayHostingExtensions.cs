@@ -50,7 +50,7 @@ public static class GatewayHostingExtensions
         services.AddSingleton<GatewayAccess>();
         services.AddSingleton<GatewayLimits>();
         services.AddSingleton(_ => new RecentRequests());
-        services.AddSingleton(sp => new PipelineClient(sp.GetRequiredService<IClusterClient>(), new PipelineClientOptions { MaxInFlightBatches = 4_096, Linger = options.Linger > TimeSpan.Zero ? options.Linger : TimeSpan.FromMilliseconds(1) }));
+        services.AddSingleton(sp => new PipelineClient(sp.GetRequiredService<IClusterClient>(), new PipelineClientOptions { Linger = options.Linger > TimeSpan.Zero ? options.Linger : TimeSpan.FromMilliseconds(1) }));
         if (cluster.Mode == PipelineMode.PostgreSql)
         {
             var connectionString = PipelineClientBuilderExtensions.TuneConnectionString(cluster.ConnectionString!);

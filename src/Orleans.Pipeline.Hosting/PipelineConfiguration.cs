@@ -61,6 +61,7 @@ public static class PipelineConfiguration
         public string KeyField { get; set; } = "key";
         public string TimeField { get; set; } = "time";
         public int ClosedWindowsKept { get; set; } = 16;
+        public int Partitions { get; set; } = PipelineDefinition.DefaultPartitions;
         public List<AggregationSettings> Aggregations { get; set; } = [];
 
         internal PipelineDefinition? ToDefinition(string name, List<string> problems)
@@ -88,7 +89,8 @@ public static class PipelineConfiguration
                     EarlyFiring is { } early ? Ms(early) : null),
                 KeyField,
                 TimeField,
-                ClosedWindowsKept);
+                ClosedWindowsKept,
+                Partitions);
         }
     }
 

@@ -47,6 +47,15 @@ public sealed class PipelineSiloOptions
 
     /// <summary>PostgreSQL mode: how often a key's close-windows reminder ticks (<see cref="KeyGrainOptions.ReminderPeriod"/>).</summary>
     public TimeSpan ReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// How long a key grain stays in memory without a call before it is deactivated (its state stored first). Keys
+    /// with windows that time must close stay active while they need it. Idle keys then cost only their stored row.
+    /// </summary>
+    public TimeSpan KeyIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Embedded mode: events each in-memory event queue holds at most before publishers wait (<see cref="EmbeddedQueueOptions.Capacity"/>).</summary>
+    public int EmbeddedQueueCapacity { get; set; } = 262_144;
 }
 
 /// <summary>The one place that turns pipeline options into Orleans providers.</summary>
@@ -70,6 +79,7 @@ public static class PipelineHostingExtensions
 
         silo.Services.AddSingleton(catalog);
         silo.Services.AddSingleton(TimeProvider.System);
+        silo.Configure<GrainCollectionOptions>(o => o.ClassSpecificCollectionAge[PipelineStorage.KeyGrainClass] = options.KeyIdleTimeout);
         if (cluster.Mode == PipelineMode.PostgreSql) AddPostgres(silo, options);
         else AddEmbedded(silo, options);
 
@@ -115,12 +125,20 @@ public static class PipelineHostingExtensions
             SequenceGapTimeout = options.SequenceGapTimeout ?? TimeSpan.FromSeconds(30),
         });
         silo.Services.AddSingleton<IResultSink, NoResultSink>();
+        silo.Services.AddSingleton(_ => new SqliteKeyStateStore(connectionString));
+        silo.Services.AddSingleton<IKeyStateStore>(sp => sp.GetRequiredService<SqliteKeyStateStore>());
+        silo.Services.AddSingleton(new EmbeddedQueueOptions { Capacity = options.EmbeddedQueueCapacity });
         AddGrainStorage(silo, PipelineStorage.StateStorage, "System.Data.SQLite", connectionString);
         silo.AddMemoryGrainStorage("PubSubStore");
-        silo.AddMemoryStreams(PipelineNames.StreamProvider, streams =>
+        var queues = options.Cluster.StreamQueues;
+        silo.AddPersistentStreams(PipelineNames.StreamProvider, (sp, name) => EmbeddedQueueAdapterFactory.Create(sp, name, queues), streams =>
         {
-            streams.ConfigurePartitioning(options.Cluster.StreamQueues);
-            streams.ConfigurePullingAgent(agent => agent.Configure(o => o.MaxEventDeliveryTime = TimeSpan.FromSeconds(30)));
+            streams.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+            streams.ConfigurePullingAgent(agent => agent.Configure(o =>
+            {
+                o.GetQueueMsgsTimerPeriod = TimeSpan.FromMilliseconds(10);
+                o.MaxEventDeliveryTime = TimeSpan.FromSeconds(30);
+            }));
         });
     }
 
@@ -139,6 +157,8 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
         silo.Services.AddSingleton<PostgresResultSink>();
         silo.Services.AddSingleton<IResultSink>(sp => sp.GetRequiredService<PostgresResultSink>());
+        silo.Services.AddSingleton<PostgresKeyStateStore>();
+        silo.Services.AddSingleton<IKeyStateStore>(sp => sp.GetRequiredService<PostgresKeyStateStore>());
         silo.Services.AddSingleton(new PostgresStartup.Settings(connectionString, options.MigrateOnStart));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, PostgresStartup>();
 

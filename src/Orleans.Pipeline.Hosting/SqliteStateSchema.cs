@@ -32,6 +32,12 @@ public static class SqliteStateSchema
             version     INTEGER NOT NULL,
             modified_at TEXT    NOT NULL,
             PRIMARY KEY (service_id, state_name, n0, n1, key_ext)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS pipeline_key_state (
+            pipeline TEXT    NOT NULL,
+            key      TEXT    NOT NULL,
+            version  INTEGER NOT NULL,
+            payload  BLOB    NOT NULL,
+            PRIMARY KEY (pipeline, key)) WITHOUT ROWID;
         """;
 
     /// <summary>The queries by key, as the grain storage looks them up.</summary>

@@ -11,15 +11,16 @@ namespace Orleans.Pipeline.PostgreSql;
 /// <summary>
 /// Cluster mode's results store: upserts every emitted window into <c>pipeline_window_results</c> (a row only moves
 /// forward in revision), and inserts late events and dead letters once each; one round trip, one transaction per
-/// grain step. Writing the same step twice (a redelivered batch) changes nothing.
+/// grain step, or for a whole group of them (<see cref="AddCommands"/>, used by <see cref="PostgresKeyStateStore"/>).
+/// Writing the same step twice (a redelivered batch) changes nothing.
 /// </summary>
 public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCatalog catalog) : IResultSink
 {
     private const string UpsertResults = """
         INSERT INTO pipeline_window_results AS r
             (pipeline, key, window_start, window_end, revision, kind, event_count, watermark, output_values)
-        SELECT @pipeline, @key, t.s, t.e, t.rev, t.kind, t.n, t.w, t.v::jsonb
-        FROM unnest(@starts, @ends, @revisions, @kinds, @counts, @watermarks, @values) AS t(s, e, rev, kind, n, w, v)
+        SELECT t.p, t.k, t.s, t.e, t.rev, t.kind, t.n, t.w, t.v::jsonb
+        FROM unnest(@pipelines, @keys, @starts, @ends, @revisions, @kinds, @counts, @watermarks, @values) AS t(p, k, s, e, rev, kind, n, w, v)
         ON CONFLICT (pipeline, key, window_start, window_end) DO UPDATE
         SET revision = excluded.revision, kind = excluded.kind, event_count = excluded.event_count,
             watermark = excluded.watermark, output_values = excluded.output_values,
@@ -30,15 +31,15 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
     private const string InsertLate = """
         INSERT INTO pipeline_late_events
             (pipeline, key, producer_id, batch_sequence, event_index, event_time, watermark, field_values)
-        SELECT @pipeline, @key, t.p, t.s, t.i, t.time, t.w, t.v::jsonb
-        FROM unnest(@producers, @sequences, @indexes, @times, @watermarks, @values) AS t(p, s, i, time, w, v)
+        SELECT t.pl, t.k, t.p, t.s, t.i, t.time, t.w, t.v::jsonb
+        FROM unnest(@pipelines, @keys, @producers, @sequences, @indexes, @times, @watermarks, @values) AS t(pl, k, p, s, i, time, w, v)
         ON CONFLICT DO NOTHING
         """;
 
     private const string InsertDeadLetters = """
         INSERT INTO pipeline_dead_letters (pipeline, key, producer_id, batch_sequence, event_index, reason, detail)
-        SELECT @pipeline, @key, t.p, t.s, t.i, t.r, to_jsonb(t.d)
-        FROM unnest(@producers, @sequences, @indexes, @reasons, @details) AS t(p, s, i, r, d)
+        SELECT t.pl, t.k, t.p, t.s, t.i, t.r, to_jsonb(t.d)
+        FROM unnest(@pipelines, @keys, @producers, @sequences, @indexes, @reasons, @details) AS t(pl, k, p, s, i, r, d)
         ON CONFLICT DO NOTHING
         """;
 
@@ -50,11 +51,17 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
     {
         if (write.IsEmpty) return;
         await using var batch = dataSource.CreateBatch();
-        if (write.Results.Count > 0) batch.BatchCommands.Add(ResultsCommand(write));
-        if (write.LateEvents.Count > 0) batch.BatchCommands.Add(LateCommand(write));
-        if (write.DeadLetters.Count > 0) batch.BatchCommands.Add(DeadLetterCommand(write));
+        AddCommands(batch, [write]);
         // One batch is one implicit transaction: the step's rows land together or not at all.
         await batch.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Adds the commands that record <paramref name="writes"/> (of distinct keys) to <paramref name="batch"/>.</summary>
+    public void AddCommands(NpgsqlBatch batch, IReadOnlyList<SinkWrite> writes)
+    {
+        if (writes.Any(w => w.Results.Count > 0)) batch.BatchCommands.Add(ResultsCommand(writes));
+        if (writes.Any(w => w.LateEvents.Count > 0)) batch.BatchCommands.Add(LateCommand(writes));
+        if (writes.Any(w => w.DeadLetters.Count > 0)) batch.BatchCommands.Add(DeadLetterCommand(writes));
     }
 
     /// <summary>Records the pipelines this silo runs (names of their values), for readers of the results table.</summary>
@@ -76,59 +83,64 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
         if (batch.BatchCommands.Count > 0) await batch.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private NpgsqlBatchCommand ResultsCommand(SinkWrite write)
+    private NpgsqlBatchCommand ResultsCommand(IReadOnlyList<SinkWrite> writes)
     {
-        // A step may emit one window more than once (early partial, then final): the last emission wins, and one
-        // INSERT … ON CONFLICT must not touch a row twice.
+        var rows = new List<(string Pipeline, string Key, WindowResult Result, string[] Names)>();
         var latest = new Dictionary<(long, long), WindowResult>();
-        foreach (var result in write.Results)
+        foreach (var write in writes)
         {
-            if (!latest.TryGetValue((result.Start, result.End), out var held) || result.Revision > held.Revision)
-                latest[(result.Start, result.End)] = result;
+            // A step may emit one window more than once (early partial, then final): the last emission wins, and one
+            // INSERT … ON CONFLICT must not touch a row twice.
+            latest.Clear();
+            foreach (var result in write.Results)
+            {
+                if (!latest.TryGetValue((result.Start, result.End), out var held) || result.Revision > held.Revision)
+                    latest[(result.Start, result.End)] = result;
+            }
+
+            var names = _outputNames.GetValueOrDefault(write.Pipeline) ?? [];
+            foreach (var result in latest.Values) rows.Add((write.Pipeline, write.Key, result, names));
         }
 
-        var rows = latest.Values.ToArray();
-        var names = _outputNames.GetValueOrDefault(write.Pipeline) ?? [];
         var command = new NpgsqlBatchCommand(UpsertResults);
-        command.Parameters.AddWithValue("pipeline", write.Pipeline);
-        command.Parameters.AddWithValue("key", write.Key);
-        command.Parameters.AddWithValue("starts", rows.Select(r => r.Start).ToArray());
-        command.Parameters.AddWithValue("ends", rows.Select(r => r.End).ToArray());
-        command.Parameters.AddWithValue("revisions", rows.Select(r => r.Revision).ToArray());
-        command.Parameters.AddWithValue("kinds", rows.Select(r => KindName(r.Kind)).ToArray());
-        command.Parameters.AddWithValue("counts", rows.Select(r => r.EventCount).ToArray());
-        command.Parameters.AddWithValue("watermarks", rows.Select(r => r.Watermark).ToArray());
-        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = rows.Select(r => Json(names, r.Values)).ToArray() });
+        command.Parameters.AddWithValue("pipelines", rows.Select(r => r.Pipeline).ToArray());
+        command.Parameters.AddWithValue("keys", rows.Select(r => r.Key).ToArray());
+        command.Parameters.AddWithValue("starts", rows.Select(r => r.Result.Start).ToArray());
+        command.Parameters.AddWithValue("ends", rows.Select(r => r.Result.End).ToArray());
+        command.Parameters.AddWithValue("revisions", rows.Select(r => r.Result.Revision).ToArray());
+        command.Parameters.AddWithValue("kinds", rows.Select(r => KindName(r.Result.Kind)).ToArray());
+        command.Parameters.AddWithValue("counts", rows.Select(r => r.Result.EventCount).ToArray());
+        command.Parameters.AddWithValue("watermarks", rows.Select(r => r.Result.Watermark).ToArray());
+        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = rows.Select(r => Json(r.Names, r.Result.Values)).ToArray() });
         return command;
     }
 
-    private NpgsqlBatchCommand LateCommand(SinkWrite write)
+    private NpgsqlBatchCommand LateCommand(IReadOnlyList<SinkWrite> writes)
     {
-        var fields = _fieldNames.GetValueOrDefault(write.Pipeline) ?? [];
-        var late = write.LateEvents;
+        var late = writes.SelectMany(w => w.LateEvents.Select(l => (w.Pipeline, w.Key, Late: l, Fields: _fieldNames.GetValueOrDefault(w.Pipeline) ?? []))).ToArray();
         var command = new NpgsqlBatchCommand(InsertLate);
-        command.Parameters.AddWithValue("pipeline", write.Pipeline);
-        command.Parameters.AddWithValue("key", write.Key);
-        command.Parameters.AddWithValue("producers", late.Select(l => l.ProducerId).ToArray());
-        command.Parameters.AddWithValue("sequences", late.Select(l => l.Sequence).ToArray());
-        command.Parameters.AddWithValue("indexes", late.Select(l => l.Index).ToArray());
-        command.Parameters.AddWithValue("times", late.Select(l => l.Event.TimeMs).ToArray());
-        command.Parameters.AddWithValue("watermarks", late.Select(l => l.Event.Watermark).ToArray());
-        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = late.Select(l => Json(fields, l.Event.Values)).ToArray() });
+        command.Parameters.AddWithValue("pipelines", late.Select(l => l.Pipeline).ToArray());
+        command.Parameters.AddWithValue("keys", late.Select(l => l.Key).ToArray());
+        command.Parameters.AddWithValue("producers", late.Select(l => l.Late.ProducerId).ToArray());
+        command.Parameters.AddWithValue("sequences", late.Select(l => l.Late.Sequence).ToArray());
+        command.Parameters.AddWithValue("indexes", late.Select(l => l.Late.Index).ToArray());
+        command.Parameters.AddWithValue("times", late.Select(l => l.Late.Event.TimeMs).ToArray());
+        command.Parameters.AddWithValue("watermarks", late.Select(l => l.Late.Event.Watermark).ToArray());
+        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = late.Select(l => Json(l.Fields, l.Late.Event.Values)).ToArray() });
         return command;
     }
 
-    private static NpgsqlBatchCommand DeadLetterCommand(SinkWrite write)
+    private static NpgsqlBatchCommand DeadLetterCommand(IReadOnlyList<SinkWrite> writes)
     {
-        var letters = write.DeadLetters;
+        var letters = writes.SelectMany(w => w.DeadLetters.Select(d => (w.Pipeline, w.Key, Letter: d))).ToArray();
         var command = new NpgsqlBatchCommand(InsertDeadLetters);
-        command.Parameters.AddWithValue("pipeline", write.Pipeline);
-        command.Parameters.AddWithValue("key", write.Key);
-        command.Parameters.AddWithValue("producers", letters.Select(l => l.ProducerId).ToArray());
-        command.Parameters.AddWithValue("sequences", letters.Select(l => l.Sequence).ToArray());
-        command.Parameters.AddWithValue("indexes", letters.Select(l => l.Index).ToArray());
-        command.Parameters.AddWithValue("reasons", letters.Select(l => l.Reason).ToArray());
-        command.Parameters.Add(new NpgsqlParameter("details", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = letters.Select(l => l.Detail).ToArray() });
+        command.Parameters.AddWithValue("pipelines", letters.Select(l => l.Pipeline).ToArray());
+        command.Parameters.AddWithValue("keys", letters.Select(l => l.Key).ToArray());
+        command.Parameters.AddWithValue("producers", letters.Select(l => l.Letter.ProducerId).ToArray());
+        command.Parameters.AddWithValue("sequences", letters.Select(l => l.Letter.Sequence).ToArray());
+        command.Parameters.AddWithValue("indexes", letters.Select(l => l.Letter.Index).ToArray());
+        command.Parameters.AddWithValue("reasons", letters.Select(l => l.Letter.Reason).ToArray());
+        command.Parameters.Add(new NpgsqlParameter("details", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = letters.Select(l => l.Letter.Detail).ToArray() });
         return command;
     }
 

@@ -78,22 +78,24 @@ public sealed class EndToEndTests
     }
 
     [Fact]
-    public async Task TheSameBatchDeliveredTwice_IsAppliedOnce()
+    public async Task TheSameItemDeliveredTwice_IsAppliedOnce()
     {
         await using var cluster = await PipelineCluster.StartAsync();
+        var definition = PipelineCluster.Pipelines[0];
+        var fields = definition.Windowing.Fields.ToArray();
+        var item = PartitionBatch.ForKey("dup", definition.Partitions, Guid.NewGuid(), 1, fields, [1, 2, 3], [1, 2, 3, 4, 5, 6]);
         var stream = cluster.Client.GetStreamProvider(PipelineNames.StreamProvider)
-            .GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey("tumbling", "dup")));
-        var fields = PipelineCluster.Pipelines[0].Windowing.Fields.ToArray();
-        var batch = new EventBatch("dup", Guid.NewGuid(), 1, fields, [1, 2, 3], [1, 2, 3, 4, 5, 6], 0);
+            .GetStream<PartitionBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.PartitionKey(definition.Name, item.Partition)));
 
-        await stream.OnNextAsync(batch);
-        await stream.OnNextAsync(batch); // a client retry after a lost acknowledgement
-        await stream.OnNextAsync(batch with { Sequence = 2, Times = [4] , Values = [7, 8] });
+        await stream.OnNextAsync(item);
+        await stream.OnNextAsync(item); // a client retry after a lost acknowledgement
+        await stream.OnNextAsync(item with { Sequence = 2, Times = [4], Values = [7, 8], KeyEnds = [1] });
 
         var grain = cluster.Client.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey("tumbling", "dup"));
-        await WaitUntilAsync(async () => (await grain.GetWindowsAsync()).AppliedEvents == 4, "4 applied events");
+        // Items of one partition are applied in order: once the third is in, the repeat before it was dropped or applied.
+        await WaitUntilAsync(async () => (await grain.GetWindowsAsync()).AppliedEvents >= 4, "4 applied events");
         var windows = await grain.GetWindowsAsync();
-        Assert.Equal(1, windows.DuplicateBatches);
+        Assert.Equal(4, windows.AppliedEvents);
         Assert.Equal(4, Assert.Single(windows.Open).EventCount);
     }
 

@@ -108,10 +108,13 @@ public sealed class ClusterModeTests(PostgresServer postgres)
         var fields = PipelineCluster.Pipelines[0].Windowing.Fields.ToArray();
         var producer = Guid.NewGuid();
         // Batches that bypassed the SDK's validation: one event out of the time range, and a pipeline nobody runs.
-        await streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey("tumbling", "raw")))
-            .OnNextAsync(new EventBatch("raw", producer, 1, fields, [5, -7], [1, 1, 1, 1], 0));
-        await streams.GetStream<EventBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.StreamKey("retired", "raw")))
-            .OnNextAsync(new EventBatch("raw", producer, 1, fields, [5], [1, 1], 0));
+        var partitions = PipelineCluster.Pipelines[0].Partitions;
+        var outOfRange = PartitionBatch.ForKey("raw", partitions, producer, 1, fields, [5, -7], [1, 1, 1, 1]);
+        await streams.GetStream<PartitionBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.PartitionKey("tumbling", outOfRange.Partition)))
+            .OnNextAsync(outOfRange);
+        var retired = PartitionBatch.ForKey("raw", partitions, producer, 1, fields, [5], [1, 1]);
+        await streams.GetStream<PartitionBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.PartitionKey("retired", retired.Partition)))
+            .OnNextAsync(retired);
 
         await WaitUntilAsync(async () => await cluster.ScalarAsync("SELECT count(*) FROM pipeline_dead_letters") == 2, "two dead letters");
         Assert.Equal(1, await cluster.ScalarAsync(

@@ -1,0 +1,74 @@
+namespace Orleans.Pipeline;
+
+/// <summary>
+/// The stream item: events of many keys of one partition of a pipeline, grouped by key and stored column-wise. One
+/// item is one stream delivery, however many keys it holds, so the cost of transport does not grow with the number
+/// of keys. <see cref="ProducerId"/> and <see cref="Sequence"/> identify the item: the partition applies each
+/// (producer, sequence) once and in the producer's order, so producers retry without creating duplicates.
+/// </summary>
+/// <param name="Partition">The partition, <see cref="PipelineNames.PartitionOf"/> of every key in it.</param>
+/// <param name="ProducerId">The publishing client's id.</param>
+/// <param name="Sequence">1, 2, 3, … per producer and partition; a retry reuses it.</param>
+/// <param name="FieldNames">Names of the value columns.</param>
+/// <param name="Keys">The distinct keys, in the order their events are stored.</param>
+/// <param name="KeyEnds">For each key, the exclusive end of its events in <see cref="Times"/> (the start is the previous key's end).</param>
+/// <param name="Times">Event time of each event, Unix milliseconds; one key's events in the order they were published.</param>
+/// <param name="Values">Row-major values, <c>Times.Length × FieldNames.Length</c>; NaN marks a missing value.</param>
+/// <param name="SentAtMs">When the producer sent the item (processing time), for end-to-end latency.</param>
+[GenerateSerializer, Immutable, Alias("pipeline.partition-batch")]
+public sealed record PartitionBatch(
+    [property: Id(0)] int Partition,
+    [property: Id(1)] Guid ProducerId,
+    [property: Id(2)] long Sequence,
+    [property: Id(3)] string[] FieldNames,
+    [property: Id(4)] string[] Keys,
+    [property: Id(5)] int[] KeyEnds,
+    [property: Id(6)] long[] Times,
+    [property: Id(7)] double[] Values,
+    [property: Id(8)] long SentAtMs)
+{
+    /// <summary>Number of events in the item.</summary>
+    public int Count => Times.Length;
+
+    /// <summary>A one-key item (tests, tools).</summary>
+    public static PartitionBatch ForKey(string key, int partitions, Guid producer, long sequence, string[] fields, long[] times, double[] values, long sentAtMs = 0) =>
+        new(PipelineNames.PartitionOf(key, partitions), producer, sequence, fields, [key], [times.Length], times, values, sentAtMs);
+
+    /// <summary>Why the item's shape is inconsistent, or null when it is well formed.</summary>
+    public string? Problem()
+    {
+        if (Keys is null || KeyEnds is null || Times is null || Values is null || FieldNames is null) return "a column is missing";
+        if (Keys.Length != KeyEnds.Length) return $"{Keys.Length} keys but {KeyEnds.Length} key ends";
+        if (Values.Length != Times.Length * FieldNames.Length) return $"{Values.Length} values for {Times.Length} events of {FieldNames.Length} fields";
+        var start = 0;
+        foreach (var end in KeyEnds)
+        {
+            if (end <= start || end > Times.Length) return "key ends are not increasing within the events";
+            start = end;
+        }
+
+        return start == Times.Length ? null : "key ends do not cover every event";
+    }
+}
+
+/// <summary>
+/// One key's share of a <see cref="PartitionBatch"/>, handed by the partition to the key's grain. <see cref="Delivery"/>
+/// numbers the partition's applied items densely: a key applies a slice only if its delivery is newer than the last
+/// one it stored, so a partition item redelivered after a crash is applied once per key. Identity for late events
+/// and dead letters is (producer, sequence, <see cref="FirstIndex"/> + i).
+/// </summary>
+[GenerateSerializer, Immutable, Alias("pipeline.key-slice")]
+public sealed record KeySlice(
+    [property: Id(0)] int Partition,
+    [property: Id(1)] long Delivery,
+    [property: Id(2)] Guid ProducerId,
+    [property: Id(3)] long Sequence,
+    [property: Id(4)] int FirstIndex,
+    [property: Id(5)] string[] FieldNames,
+    [property: Id(6)] long[] Times,
+    [property: Id(7)] double[] Values,
+    [property: Id(8)] long SentAtMs)
+{
+    /// <summary>Number of events in the slice.</summary>
+    public int Count => Times.Length;
+}

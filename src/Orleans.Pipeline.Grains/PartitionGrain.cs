@@ -1,0 +1,344 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Runtime;
+using Orleans.Streams;
+using Orleans.Streams.Core;
+
+namespace Orleans.Pipeline.Grains;
+
+/// <summary>
+/// One partition of a pipeline, activated by its stream (implicit subscription). For each item it decides, per
+/// producer, whether it is next (apply), ahead of a gap (hold until the gap fills or times out) or a repeat (drop);
+/// then it numbers it with the next delivery, stores that number, splits the item by key and hands every key grain
+/// its slice in parallel, and returns (acknowledging the item) once every key has stored it. One item at a time, so
+/// one key's slices arrive strictly in order. What the keys fired goes out on the live feed as one message per item.
+/// </summary>
+[ImplicitStreamSubscription(PipelineNames.EventsNamespace)]
+internal sealed partial class PartitionGrain(
+    [PersistentState(PartitionGrain.StateName, PipelineStorage.StateStorage)] IPersistentState<PartitionGrainState> state,
+    PipelineCatalog catalog,
+    KeyGrainOptions options,
+    IResultSink sink,
+    TimeProvider time,
+    ILogger<PartitionGrain> logger)
+    : Grain, IPartitionGrain, IStreamSubscriptionObserver, IAsyncObserver<PartitionBatch>, IRemindable
+{
+    /// <summary>The persisted state's name; unique to this grain class (the storage keys rows by state name).</summary>
+    public const string StateName = "pipeline-partition";
+
+    /// <summary>Producers remembered per partition for ordering and dedupe; the least recently heard from is forgotten first.</summary>
+    internal const int MaxProducers = 4096;
+
+    /// <summary>Skipped sequences remembered per producer.</summary>
+    private const int MaxSkippedPerProducer = 1024;
+
+    /// <summary>Most results per live feed message (the feed's transport limits message size).</summary>
+    private const int MaxBatchesPerFeedMessage = 1024;
+
+    private const string GapReminder = "held-items";
+
+    private readonly Dictionary<Guid, List<(long Sequence, TaskCompletionSource Done)>> _waiters = [];
+    private string _pipeline = "";
+    private int _partition;
+    private PipelineDefinition? _definition;
+    private IAsyncStream<ResultFeed>? _results;
+    private IGrainTimer? _gapTimer;
+    private bool _reminderRegistered;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var (pipeline, partition) = PipelineNames.Split(this.GetPrimaryKeyString());
+        _pipeline = pipeline;
+        _partition = int.TryParse(partition, out var p) ? p : -1;
+        _definition = catalog.Find(_pipeline);
+        _results = this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
+            .GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
+        return UpdateGapTimerAsync();
+    }
+
+    public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
+        await handleFactory.Create<PartitionBatch>().ResumeAsync(this);
+
+    public Task OnCompletedAsync() => Task.CompletedTask;
+
+    public Task OnErrorAsync(Exception ex)
+    {
+        LogStreamError(ex, _pipeline, _partition);
+        return Task.CompletedTask;
+    }
+
+    public async Task<long> WaitForAppliedAsync(Guid producer, long sequence, TimeSpan timeout)
+    {
+        var applied = state.State.LastSequence.GetValueOrDefault(producer);
+        if (applied >= sequence || timeout <= TimeSpan.Zero) return applied;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_waiters.TryGetValue(producer, out var list)) _waiters[producer] = list = [];
+        list.Add((sequence, done));
+        await Task.WhenAny(done.Task, Task.Delay(timeout, time));
+        list.Remove((sequence, done));
+        if (list.Count == 0) _waiters.Remove(producer);
+        return state.State.LastSequence.GetValueOrDefault(producer);
+    }
+
+    public async Task OnNextAsync(PartitionBatch item, StreamSequenceToken? token = null)
+    {
+        if (item.Problem() is { } problem)
+        {
+            await DeadLetterAsync(item, "malformed-item", $"the item is malformed ({problem}); {item.Times?.Length ?? 0} events not applied");
+            return;
+        }
+
+        if (_definition is null)
+        {
+            await DeadLetterAsync(item, "unknown-pipeline", $"this silo runs no pipeline '{_pipeline}'; {item.Count} events not applied");
+            return;
+        }
+
+        var current = state.State;
+        var producer = item.ProducerId;
+        var last = current.LastSequence.GetValueOrDefault(producer);
+        if (item.Sequence <= last)
+        {
+            if (current.Skipped.TryGetValue(producer, out var skipped) && skipped.Contains(item.Sequence))
+            {
+                // Given up as missing earlier, and here after all: applied once, out of its producer's order.
+                await ForwardAsync(item);
+                skipped.Remove(item.Sequence);
+                if (skipped.Count == 0) current.Skipped.Remove(producer);
+                await state.WriteStateAsync();
+                return;
+            }
+
+            current.DuplicateItems++;
+            return;
+        }
+
+        if (item.Sequence == last + 1)
+        {
+            await ForwardAsync(item);
+            await ApplyHeldAsync(producer);
+            await state.WriteStateAsync();
+            Notify(producer);
+            return;
+        }
+
+        if (current.Held.Exists(h => h.Item.ProducerId == producer && h.Item.Sequence == item.Sequence))
+        {
+            current.DuplicateItems++;
+            return;
+        }
+
+        current.Held.Add(new HeldItem(item, time.GetUtcNow().ToUnixTimeMilliseconds()));
+        if (current.Held.Sum(h => (long)h.Item.Count) > options.MaxPendingEvents)
+            await SkipGapsAsync($"more than {options.MaxPendingEvents} events were held behind sequence gaps");
+        await state.WriteStateAsync();
+        await UpdateGapTimerAsync();
+    }
+
+    /// <summary>
+    /// Applies one item: gives it its delivery number (the same one again if it was assigned before a crash), stores
+    /// that, hands every key its slice, waits until all have stored it, then marks the producer's progress (in memory;
+    /// the caller writes) and publishes what fired.
+    /// </summary>
+    private async Task ForwardAsync(PartitionBatch item)
+    {
+        var current = state.State;
+        var assigned = current.Assigned.Find(a => a.Producer == item.ProducerId && a.Sequence == item.Sequence);
+        if (assigned is null)
+        {
+            assigned = new AssignedDelivery(item.ProducerId, item.Sequence, ++current.LastDelivery);
+            current.Assigned.Add(assigned);
+            // In write-through mode the number must survive a crash before any key can store it.
+            if (options.StateWriteInterval <= TimeSpan.Zero) await state.WriteStateAsync();
+        }
+
+        var width = item.FieldNames.Length;
+        var calls = new Task<ResultBatch?>[item.Keys.Length];
+        var start = 0;
+        for (var k = 0; k < item.Keys.Length; k++)
+        {
+            var end = item.KeyEnds[k];
+            var slice = new KeySlice(_partition, assigned.Delivery, item.ProducerId, item.Sequence, start, item.FieldNames,
+                item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs);
+            calls[k] = GrainFactory.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(_pipeline, item.Keys[k])).ApplyAsync(slice);
+            start = end;
+        }
+
+        await Task.WhenAll(calls);
+        current.Assigned.Remove(assigned);
+        if (item.Sequence > current.LastSequence.GetValueOrDefault(item.ProducerId)) RememberSequence(item.ProducerId, item.Sequence);
+        else TouchProducer(item.ProducerId);
+        await PublishAsync(calls);
+    }
+
+    private async Task PublishAsync(Task<ResultBatch?>[] calls)
+    {
+        List<ResultBatch>? fired = null;
+        foreach (var call in calls)
+        {
+            if (call.Result is { } batch) (fired ??= []).Add(batch);
+        }
+
+        if (fired is null) return;
+        try
+        {
+            for (var i = 0; i < fired.Count; i += MaxBatchesPerFeedMessage)
+                await _results!.OnNextAsync(new ResultFeed(_pipeline, fired.GetRange(i, Math.Min(MaxBatchesPerFeedMessage, fired.Count - i)).ToArray()));
+        }
+        catch (Exception e)
+        {
+            // The live feed is best effort; key state (and the results table in cluster mode) already hold the results.
+            LogLivePublishFailed(e, _pipeline, _partition);
+        }
+    }
+
+    /// <summary>Applies the producer's held items that are now next in its sequence.</summary>
+    private async Task ApplyHeldAsync(Guid producer)
+    {
+        var current = state.State;
+        while (true)
+        {
+            var last = current.LastSequence[producer];
+            current.Held.RemoveAll(h => h.Item.ProducerId == producer && h.Item.Sequence <= last);
+            var next = current.Held.FindIndex(h => h.Item.ProducerId == producer && h.Item.Sequence == last + 1);
+            if (next < 0) return;
+            var item = current.Held[next].Item;
+            await ForwardAsync(item);
+            current.Held.RemoveAll(h => h.Item.ProducerId == producer && h.Item.Sequence == item.Sequence);
+        }
+    }
+
+    /// <summary>Stops waiting for missing items: records them as dead letters and applies what was held.</summary>
+    private async Task SkipGapsAsync(string reason)
+    {
+        var current = state.State;
+        var letters = new List<DeadLetter>();
+        foreach (var producer in current.Held.Select(h => h.Item.ProducerId).Distinct().ToList())
+        {
+            var last = current.LastSequence.GetValueOrDefault(producer);
+            var first = current.Held.Where(h => h.Item.ProducerId == producer).Min(h => h.Item.Sequence);
+            var skipped = current.Skipped.TryGetValue(producer, out var list) ? list : current.Skipped[producer] = [];
+            for (var missing = last + 1; missing < first; missing++)
+            {
+                if (skipped.Count < MaxSkippedPerProducer) skipped.Add(missing);
+                if (missing - last <= MaxSkippedPerProducer || missing == first - 1)
+                    letters.Add(new DeadLetter(producer, missing, -1, "sequence-gap", $"{reason}; items {last + 1} to {first - 1} of this producer to partition {_partition} were skipped"));
+            }
+
+            if (skipped.Count == 0) current.Skipped.Remove(producer);
+            LogSkippedGap(_pipeline, _partition, producer, last + 1, first - 1);
+            if (letters.Count > 0) await sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], letters.ToArray()));
+            letters.Clear();
+            RememberSequence(producer, first - 1);
+            await ApplyHeldAsync(producer);
+            Notify(producer);
+        }
+    }
+
+    private async Task OnGapTimerAsync(CancellationToken cancellationToken)
+    {
+        var held = state.State.Held;
+        if (held.Count > 0 && _definition is not null &&
+            time.GetUtcNow().ToUnixTimeMilliseconds() - held.Min(h => h.ArrivedAtMs) >= (long)options.SequenceGapTimeout.TotalMilliseconds)
+        {
+            await SkipGapsAsync($"the missing items did not arrive within {options.SequenceGapTimeout.TotalSeconds:0.#} s");
+            await state.WriteStateAsync();
+        }
+
+        await UpdateGapTimerAsync();
+    }
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (reminderName != GapReminder) return;
+        _reminderRegistered = true;
+        // Activation restarted the timer if items are held; without any, the reminder is no longer needed.
+        if (state.State.Held.Count == 0)
+        {
+            if (await this.GetReminder(reminderName) is { } reminder) await this.UnregisterReminder(reminder);
+            _reminderRegistered = false;
+        }
+    }
+
+    /// <summary>A timer while items wait behind a gap (and a reminder, which brings the partition back if its silo dies).</summary>
+    private async Task UpdateGapTimerAsync()
+    {
+        var waiting = state.State.Held.Count > 0;
+        if (waiting && _gapTimer is null)
+        {
+            var period = TimeSpan.FromMilliseconds(Math.Clamp(options.SequenceGapTimeout.TotalMilliseconds / 4, 100, 10_000));
+            _gapTimer = this.RegisterGrainTimer(OnGapTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
+        }
+        else if (!waiting && _gapTimer is not null)
+        {
+            _gapTimer.Dispose();
+            _gapTimer = null;
+        }
+
+        if (options.UseReminders && waiting && !_reminderRegistered)
+        {
+            await this.RegisterOrUpdateReminder(GapReminder, options.ReminderPeriod, options.ReminderPeriod);
+            _reminderRegistered = true;
+        }
+    }
+
+    private Task DeadLetterAsync(PartitionBatch item, string reason, string detail)
+    {
+        LogDeadItem(_pipeline, _partition, reason, detail);
+        return sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], [new DeadLetter(item.ProducerId, item.Sequence, -1, reason, detail)]));
+    }
+
+    /// <summary>Wakes producers waiting for their items to be applied.</summary>
+    private void Notify(Guid producer)
+    {
+        if (!_waiters.TryGetValue(producer, out var list)) return;
+        var applied = state.State.LastSequence.GetValueOrDefault(producer);
+        foreach (var (sequence, done) in list)
+        {
+            if (sequence <= applied) done.TrySetResult();
+        }
+    }
+
+    private void RememberSequence(Guid producer, long sequence)
+    {
+        var current = state.State;
+        if (!current.LastSequence.ContainsKey(producer))
+        {
+            current.ProducerOrder.Add(producer);
+            if (current.ProducerOrder.Count > MaxProducers)
+            {
+                current.LastSequence.Remove(current.ProducerOrder[0]);
+                current.Skipped.Remove(current.ProducerOrder[0]);
+                current.ProducerOrder.RemoveAt(0);
+            }
+        }
+        else
+        {
+            TouchProducer(producer);
+        }
+
+        current.LastSequence[producer] = sequence;
+    }
+
+    /// <summary>Moves the producer to the most recently heard from end (cheap: the active producer is usually last already).</summary>
+    private void TouchProducer(Guid producer)
+    {
+        var order = state.State.ProducerOrder;
+        if (order.Count == 0 || order[^1] == producer) return;
+        var at = order.LastIndexOf(producer);
+        if (at < 0) return;
+        order.RemoveAt(at);
+        order.Add(producer);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Stream delivery failed for pipeline '{Pipeline}', partition {Partition}")]
+    private partial void LogStreamError(Exception exception, string pipeline, int partition);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing live results failed for pipeline '{Pipeline}', partition {Partition}; they are in the keys' state and results store")]
+    private partial void LogLivePublishFailed(Exception exception, string pipeline, int partition);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline '{Pipeline}', partition {Partition}: producer {Producer} items {From} to {To} never arrived; later items applied without them")]
+    private partial void LogSkippedGap(string pipeline, int partition, Guid producer, long from, long to);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Pipeline '{Pipeline}', partition {Partition}: an item was not applied ({Reason}): {Detail}")]
+    private partial void LogDeadItem(string pipeline, int partition, string reason, string detail);
+}

@@ -1,0 +1,41 @@
+namespace Orleans.Pipeline.Grains;
+
+/// <summary>What a partition persists: its producers' progress, held items and deliveries assigned but not yet confirmed.</summary>
+[GenerateSerializer, Alias("pipeline.partition-grain-state")]
+internal sealed class PartitionGrainState
+{
+    /// <summary>The last delivery number handed out; deliveries number applied items densely.</summary>
+    [Id(0)] public long LastDelivery { get; set; }
+
+    /// <summary>
+    /// Per producer, the sequence up to which every item has been applied (or given up as missing); an item at or
+    /// below it is a repeat unless it is in <see cref="Skipped"/>.
+    /// </summary>
+    [Id(1)] public Dictionary<Guid, long> LastSequence { get; set; } = [];
+
+    /// <summary>Producers, least recently heard from first, to bound <see cref="LastSequence"/>.</summary>
+    [Id(2)] public List<Guid> ProducerOrder { get; set; } = [];
+
+    /// <summary>Items that arrived ahead of a gap in their producer's sequence, held until the gap fills.</summary>
+    [Id(3)] public List<HeldItem> Held { get; set; } = [];
+
+    /// <summary>Per producer, sequences given up as missing; applied if they turn up after all.</summary>
+    [Id(4)] public Dictionary<Guid, List<long>> Skipped { get; set; } = [];
+
+    /// <summary>
+    /// Deliveries assigned to items whose keys may have applied them but which were not confirmed: a redelivered
+    /// item gets the same delivery number again, so keys that stored it drop the repeat.
+    /// </summary>
+    [Id(5)] public List<AssignedDelivery> Assigned { get; set; } = [];
+
+    /// <summary>Items dropped as repeats.</summary>
+    [Id(6)] public long DuplicateItems { get; set; }
+}
+
+/// <summary>An item held behind a sequence gap, and when it arrived (Unix milliseconds).</summary>
+[GenerateSerializer, Immutable, Alias("pipeline.held-item")]
+internal sealed record HeldItem([property: Id(0)] PartitionBatch Item, [property: Id(1)] long ArrivedAtMs);
+
+/// <summary>A delivery number given to a producer's item.</summary>
+[GenerateSerializer, Immutable, Alias("pipeline.assigned-delivery")]
+internal sealed record AssignedDelivery([property: Id(0)] Guid Producer, [property: Id(1)] long Sequence, [property: Id(2)] long Delivery);
