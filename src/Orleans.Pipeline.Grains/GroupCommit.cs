@@ -17,7 +17,6 @@ public sealed class GroupCommit<TRequest, TResult> : IAsyncDisposable
     private readonly Func<IReadOnlyList<TRequest>, CancellationToken, Task<IReadOnlyList<GroupOutcome<TResult>>>> _commit;
     private readonly int _maxGroup;
     private readonly Task[] _workers;
-    private readonly CancellationTokenSource _stop = new();
     private long _groups;
     private long _requests;
 
@@ -61,7 +60,7 @@ public sealed class GroupCommit<TRequest, TResult> : IAsyncDisposable
             if (group.Count == 0) continue;
             try
             {
-                var outcomes = await _commit(requests, _stop.Token).ConfigureAwait(false);
+                var outcomes = await _commit(requests, CancellationToken.None).ConfigureAwait(false);
                 for (var i = 0; i < group.Count; i++)
                 {
                     if (outcomes[i].Error is { } error) group[i].Done.TrySetException(error);
@@ -83,7 +82,6 @@ public sealed class GroupCommit<TRequest, TResult> : IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await Task.WhenAll(_workers).ConfigureAwait(false);
-        _stop.Dispose();
     }
 }
 

@@ -20,6 +20,7 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
     private readonly Task _writer;
     private readonly int _maxGroup;
     private long _written;
+    private int _disposed;
 
     /// <param name="connectionString">The embedded database (<see cref="SqliteStateSchema.Ensure"/>).</param>
     /// <param name="maxGroup">Most rows per transaction.</param>
@@ -161,6 +162,8 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
     /// <summary>Writes what is pending, then stops.</summary>
     public async ValueTask DisposeAsync()
     {
+        // Registered under two service types, so disposed twice: once is enough.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await FlushAsync();
         _stop.Cancel();
         await _writer;
