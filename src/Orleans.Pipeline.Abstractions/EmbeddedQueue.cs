@@ -15,7 +15,19 @@ public interface IEmbeddedQueueGrain : IGrainWithStringKey
     /// <summary>Takes up to <paramref name="max"/> entries, oldest first.</summary>
     [AlwaysInterleave]
     Task<QueuedEvents[]> DequeueAsync(int max);
+
+    /// <summary>How full the queue is and has been.</summary>
+    [AlwaysInterleave]
+    Task<EmbeddedQueueStats> GetStatsAsync();
 }
+
+/// <summary>A queue's events now, the most it ever held, its capacity, and enqueues that had to wait for room.</summary>
+[GenerateSerializer, Immutable, Alias("pipeline.embedded-queue-stats")]
+public sealed record EmbeddedQueueStats(
+    [property: Id(0)] long Events,
+    [property: Id(1)] long PeakEvents,
+    [property: Id(2)] long Capacity,
+    [property: Id(3)] long WaitedEnqueues);
 
 /// <summary>Events of one stream enqueued together, numbered by the queue.</summary>
 [GenerateSerializer, Immutable, Alias("pipeline.queued-events")]

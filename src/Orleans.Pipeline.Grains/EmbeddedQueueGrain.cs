@@ -22,11 +22,14 @@ internal sealed class EmbeddedQueueGrain(EmbeddedQueueOptions options, TimeProvi
     private readonly Queue<QueuedEvents> _entries = new();
     private TaskCompletionSource _room = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _events;
+    private long _peak;
+    private long _waited;
     private long _sequence;
 
     public async Task EnqueueAsync(QueuedEvents items)
     {
         var started = time.GetTimestamp();
+        if (_events > 0 && _events + items.EventCount > options.Capacity) _waited++;
         while (_events > 0 && _events + items.EventCount > options.Capacity)
         {
             var left = options.EnqueueTimeout - time.GetElapsedTime(started);
@@ -37,7 +40,10 @@ internal sealed class EmbeddedQueueGrain(EmbeddedQueueOptions options, TimeProvi
 
         _entries.Enqueue(items with { Sequence = ++_sequence });
         _events += items.EventCount;
+        _peak = Math.Max(_peak, _events);
     }
+
+    public Task<EmbeddedQueueStats> GetStatsAsync() => Task.FromResult(new EmbeddedQueueStats(_events, _peak, options.Capacity, _waited));
 
     public Task<QueuedEvents[]> DequeueAsync(int max)
     {

@@ -32,7 +32,7 @@ public sealed class PipelineCluster : IAsyncDisposable
     private static PipelineDefinition Define(string name, WindowSpec window) =>
         new(name, new WindowingDefinition(window, TraceGenerator.AllAggregations, MaxOutOfOrdernessMs: 5, AllowedLatenessMs: 10));
 
-    public static async Task<PipelineCluster> StartAsync(string? databasePath = null, short silos = 1, TimeSpan? sequenceGapTimeout = null)
+    public static async Task<PipelineCluster> StartAsync(string? databasePath = null, short silos = 1, TimeSpan? sequenceGapTimeout = null, Action<PipelineSiloOptions>? configure = null)
     {
         databasePath ??= Path.Combine(Path.GetTempPath(), "orleans-pipeline-tests", Guid.NewGuid().ToString("N"), "pipeline.db");
         var builder = new InProcessTestClusterBuilder(silos);
@@ -43,6 +43,7 @@ public sealed class PipelineCluster : IAsyncDisposable
             options.Pipelines.AddRange(Pipelines);
             options.DatabasePath = databasePath;
             options.SequenceGapTimeout = sequenceGapTimeout;
+            configure?.Invoke(options);
         }));
         builder.ConfigureClient(client => client.AddPipelineClient());
         var cluster = builder.Build();

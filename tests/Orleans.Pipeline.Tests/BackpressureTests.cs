@@ -1,0 +1,78 @@
+using Orleans.Configuration;
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Streams;
+
+namespace Orleans.Pipeline.Tests;
+
+/// <summary>
+/// Embedded mode under a flood far beyond what its grains take: publishing waits instead of failing, the queues stay
+/// within their configured bound, and every accepted event ends up in exactly one window.
+/// </summary>
+public sealed class BackpressureTests
+{
+    private const int QueueCapacity = 3_000;
+    private const int Keys = 4_000;
+    private const int Events = 120_000;
+
+    /// <summary>One window per key for the whole test (an hour), so every applied event is in a window that stays queryable.</summary>
+    private static readonly PipelineDefinition Flood = new(
+        "flood",
+        new WindowingDefinition(WindowSpec.Tumbling(3_600_000), [AggregationSpec.Count(), AggregationSpec.Sum("amount")]),
+        Partitions: 8);
+
+    [Theory]
+    [InlineData(2)]       // the client's own bound (items unapplied per partition) pushes back first
+    [InlineData(10_000)]  // the client lets items run ahead: the embedded queues' bound must push back
+    public async Task A_flood_waits_instead_of_failing_stays_within_its_bounds_and_every_accepted_event_is_in_exactly_one_window(int unapplied)
+    {
+        await using var cluster = await PipelineCluster.StartAsync(configure: o =>
+        {
+            o.Pipelines.Add(Flood);
+            o.EmbeddedQueueCapacity = QueueCapacity;
+        });
+        await using var client = cluster.NewClient(new PipelineClientOptions { MaxBatchSize = 500, MaxUnappliedBatches = unapplied, Linger = TimeSpan.FromMilliseconds(5) });
+
+        var random = new Random(unapplied);
+        var perKey = new long[Keys];
+        var start = DateTimeOffset.Parse("2026-01-01T00:00:00Z").ToUnixTimeMilliseconds();
+        for (var i = 0; i < Events; i++)
+        {
+            var key = random.Next(Keys);
+            perKey[key]++;
+            // No exception may reach the publisher, however far behind the grains are.
+            await client.PublishAsync(Flood.Name, new PipelineEvent($"k{key}", start + random.Next(3_000_000), new Dictionary<string, double> { ["amount"] = 1 }));
+        }
+
+        await client.FlushAsync();
+        Assert.Equal(Events, client.PublishedEvents);
+        Assert.True(client.BackpressureWaits > 0, "the flood never had to wait: it did not exceed what the grains take");
+
+        var queues = new HashRingBasedStreamQueueMapper(new HashRingStreamQueueMapperOptions { TotalQueueCount = new PipelineClusterOptions().StreamQueues }, PipelineNames.StreamProvider).GetAllQueues();
+        long waited = 0;
+        foreach (var queue in queues)
+        {
+            var stats = await cluster.Client.GetGrain<IEmbeddedQueueGrain>(EmbeddedQueueAdapterFactory.QueueKey(PipelineNames.StreamProvider, queue)).GetStatsAsync();
+            Assert.True(stats.PeakEvents <= QueueCapacity, $"queue {queue} held {stats.PeakEvents} events, more than its capacity {QueueCapacity}");
+            waited += stats.WaitedEnqueues;
+        }
+
+        // With the client's bound out of the way, the queues' bound is what held the flood back.
+        if (unapplied > 1_000) Assert.True(waited > 0, "no enqueue ever waited for room");
+
+        // Flushed means stored in the queues; applied follows. Every accepted event in exactly one window: per key, the
+        // window's count equals what was published, so nothing was lost and nothing applied twice.
+        for (var key = 0; key < Keys; key++)
+        {
+            if (perKey[key] == 0) continue;
+            var expected = perKey[key];
+            await Workload.WaitUntilAsync(async () => (await client.QueryAsync(Flood.Name, $"k{key}")).AppliedEvents >= expected, $"key k{key} applied");
+            var windows = await client.QueryAsync(Flood.Name, $"k{key}");
+            Assert.Equal(expected, windows.AppliedEvents);
+            var window = Assert.Single(windows.Open);
+            Assert.Equal(expected, window.EventCount);
+            Assert.Equal(expected, window.Values[1]);
+        }
+    }
+}
