@@ -164,6 +164,23 @@ public sealed class PipelineClient : IAsyncDisposable
         if (failures.Count > 0) throw new PublishFailedException(failures);
     }
 
+    /// <summary>
+    /// Flushes, then waits until every key has applied (and stored) everything this client published: stronger than
+    /// <see cref="FlushAsync"/>, which returns once the events are in the stream's queues.
+    /// </summary>
+    public async Task WaitUntilAppliedAsync(CancellationToken cancellationToken = default)
+    {
+        await FlushAsync(cancellationToken);
+        List<PartitionBuffer> buffers;
+        lock (_gate) buffers = _buffers.Values.SelectMany(b => b).OfType<PartitionBuffer>().ToList();
+        foreach (var buffer in buffers)
+        {
+            long last;
+            lock (buffer) last = buffer.LastSequence;
+            if (last > 0) await WaitForPartitionAsync(buffer, last + _options.MaxUnappliedBatches).WaitAsync(cancellationToken);
+        }
+    }
+
     /// <summary>A key's held and recently closed windows.</summary>
     public Task<KeyWindows> QueryAsync(string pipeline, string key) =>
         _cluster.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(pipeline, key)).GetWindowsAsync();

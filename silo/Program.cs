@@ -19,6 +19,7 @@ using Orleans.Pipeline.Silo;
 // orleans-pipeline-silo hash-key [KEY]     a new API key (or the given one) and the hash to configure for it
 // orleans-pipeline-silo demo [options]     a silo plus a synthetic workload published through the client SDK
 // orleans-pipeline-silo gateway-load [..]  a load generator for a running gateway (its own process)
+// orleans-pipeline-silo bench [--quick]    the end-to-end load benchmark (engine, naive, embedded, PostgreSQL) from 1k to 1M keys
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
 var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
 var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
@@ -60,6 +61,22 @@ else if (command == "gateway-load")
         return 3;
     }
 }
+else if (command == "bench")
+{
+    BenchOptions bench;
+    try
+    {
+        bench = BenchOptions.Parse(rest);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        Console.Error.WriteLine(BenchOptions.Usage);
+        return 2;
+    }
+
+    return await Bench.RunAsync(bench);
+}
 else if (command == "hash-key")
 {
     var key = rest.FirstOrDefault() ?? ApiKeyHash.NewKey();
@@ -70,7 +87,7 @@ else if (command == "hash-key")
 }
 else if (command is not ("run" or "migrate" or "gateway"))
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load)");
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench)");
     return 2;
 }
 

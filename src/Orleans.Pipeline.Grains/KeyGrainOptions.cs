@@ -4,10 +4,12 @@ namespace Orleans.Pipeline.Grains;
 public sealed class KeyGrainOptions
 {
     /// <summary>
-    /// Zero: state is written after every batch, before the batch is acknowledged (write-through, nothing applied
-    /// is ever lost). Positive: state is written at most this often, and on deactivation and graceful shutdown;
-    /// a crash loses up to this much applied work. Embedded mode uses a positive interval: its memory streams lose
-    /// in-flight events on a crash anyway, and one SQLite write per batch would cap throughput.
+    /// Zero: state is written with every slice, before the slice is acknowledged (write-through, nothing applied is
+    /// ever lost). Positive: a key hands its state to the write-behind store with the first slice after this much
+    /// time since its last write, and on deactivation and graceful shutdown; no timer per key, so a key that went
+    /// quiet is written when it deactivates. Embedded mode uses a positive interval: its in-memory queues lose
+    /// in-flight events on a crash anyway, and serializing every key's state with every slice would cost more than
+    /// applying the events.
     /// </summary>
     public TimeSpan StateWriteInterval { get; set; } = TimeSpan.Zero;
 

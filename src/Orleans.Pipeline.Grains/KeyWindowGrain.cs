@@ -66,13 +66,6 @@ internal sealed partial class KeyWindowGrain(
         _row = new double[_engine.Fields.Count];
         _results = this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
             .GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
-        if (options.StateWriteInterval > TimeSpan.Zero)
-        {
-            this.RegisterGrainTimer(
-                _ => _unsaved ? WriteStateAsync(durable: false) : Task.CompletedTask,
-                new GrainTimerCreationOptions(options.StateWriteInterval, options.StateWriteInterval) { KeepAlive = false });
-        }
-
         await UpdateTimersAsync();
     }
 

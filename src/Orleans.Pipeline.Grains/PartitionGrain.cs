@@ -14,7 +14,8 @@ namespace Orleans.Pipeline.Grains;
 /// </summary>
 [ImplicitStreamSubscription(PipelineNames.EventsNamespace)]
 internal sealed partial class PartitionGrain(
-    [PersistentState(PartitionGrain.StateName, PipelineStorage.StateStorage)] IPersistentState<PartitionGrainState> state,
+    IKeyStateStore store,
+    Orleans.Serialization.Serializer<PartitionGrainState> serializer,
     PipelineCatalog catalog,
     KeyGrainOptions options,
     IResultSink sink,
@@ -22,8 +23,12 @@ internal sealed partial class PartitionGrain(
     ILogger<PartitionGrain> logger)
     : Grain, IPartitionGrain, IStreamSubscriptionObserver, IAsyncObserver<PartitionBatch>, IRemindable
 {
-    /// <summary>The persisted state's name; unique to this grain class (the storage keys rows by state name).</summary>
-    public const string StateName = "pipeline-partition";
+    /// <summary>
+    /// Deliveries are numbered (activation epoch &lt;&lt; <see cref="EpochShift"/>) + n: every activation starts above
+    /// anything an earlier one handed out, even when the earlier one's last numbers were never stored (embedded mode
+    /// writes behind), so keys never mistake a new item for a repeat.
+    /// </summary>
+    internal const int EpochShift = 40;
 
     /// <summary>Producers remembered per partition for ordering and dedupe; the least recently heard from is forgotten first.</summary>
     internal const int MaxProducers = 4096;
@@ -37,6 +42,9 @@ internal sealed partial class PartitionGrain(
     private const string GapReminder = "held-items";
 
     private readonly Dictionary<Guid, List<(long Sequence, TaskCompletionSource Done)>> _waiters = [];
+    private readonly StateHolder state = new();
+    private long _version;
+    private string _stateKey = "";
     private string _pipeline = "";
     private int _partition;
     private PipelineDefinition? _definition;
@@ -44,15 +52,45 @@ internal sealed partial class PartitionGrain(
     private IGrainTimer? _gapTimer;
     private bool _reminderRegistered;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var (pipeline, partition) = PipelineNames.Split(this.GetPrimaryKeyString());
         _pipeline = pipeline;
         _partition = int.TryParse(partition, out var p) ? p : -1;
+        _stateKey = partition;
         _definition = catalog.Find(_pipeline);
         _results = this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
             .GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
-        return UpdateGapTimerAsync();
+        if (await store.ReadAsync(StatePipeline, _stateKey, cancellationToken) is { } stored)
+        {
+            state.State = serializer.Deserialize(stored.Payload) ?? new PartitionGrainState();
+            _version = stored.Version;
+        }
+
+        // Embedded mode: whatever was in flight at a crash was lost with the in-memory queues; nothing will come back.
+        if (options.StateWriteInterval > TimeSpan.Zero) state.State.Assigned.Clear();
+        // A new epoch, stored before any delivery of it is handed out.
+        var epoch = (state.State.LastDelivery >> EpochShift) + 1;
+        if (state.State.Assigned.Count == 0) state.State.LastDelivery = epoch << EpochShift;
+        await WriteStateAsync(durable: true);
+        await UpdateGapTimerAsync();
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        await WriteStateAsync(durable: true);
+
+    /// <summary>Partition state rows live beside key rows, under a name no pipeline can have.</summary>
+    private string StatePipeline => _pipeline + "\u0001partitions";
+
+    private async Task WriteStateAsync(bool durable)
+    {
+        _version = await store.WriteAsync(new KeyStateWrite(StatePipeline, _stateKey, serializer.SerializeToArray(state.State), _version, null, durable));
+    }
+
+    /// <summary>Keeps the code readable as <c>state.State</c> / <c>state.WriteStateAsync()</c>.</summary>
+    private sealed class StateHolder
+    {
+        public PartitionGrainState State { get; set; } = new();
     }
 
     public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
@@ -95,6 +133,16 @@ internal sealed partial class PartitionGrain(
 
         var current = state.State;
         var producer = item.ProducerId;
+        if (current.Assigned.Count > 0 && !current.Assigned.Exists(a => a.Producer == producer && a.Sequence == item.Sequence) &&
+            item.Sequence > current.LastSequence.GetValueOrDefault(producer))
+        {
+            // Items that were being applied when this partition last stopped come back (after the queue's visibility
+            // timeout) with the delivery numbers some keys already stored: nothing newer may be numbered before them,
+            // or those keys would take the returning item for a repeat.
+            await HoldAsync(item);
+            return;
+        }
+
         var last = current.LastSequence.GetValueOrDefault(producer);
         if (item.Sequence <= last)
         {
@@ -104,7 +152,7 @@ internal sealed partial class PartitionGrain(
                 await ForwardAsync(item);
                 skipped.Remove(item.Sequence);
                 if (skipped.Count == 0) current.Skipped.Remove(producer);
-                await state.WriteStateAsync();
+                await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
                 return;
             }
 
@@ -114,14 +162,23 @@ internal sealed partial class PartitionGrain(
 
         if (item.Sequence == last + 1)
         {
+            var wasAssigned = current.Assigned.Count > 0;
             await ForwardAsync(item);
-            await ApplyHeldAsync(producer);
-            await state.WriteStateAsync();
+            if (wasAssigned && current.Assigned.Count == 0) await ApplyAllHeldAsync();
+            else await ApplyHeldAsync(producer);
+            await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
             Notify(producer);
             return;
         }
 
-        if (current.Held.Exists(h => h.Item.ProducerId == producer && h.Item.Sequence == item.Sequence))
+        await HoldAsync(item);
+    }
+
+    /// <summary>Holds an item (ahead of a gap, or behind items being re-applied) until it can go.</summary>
+    private async Task HoldAsync(PartitionBatch item)
+    {
+        var current = state.State;
+        if (current.Held.Exists(h => h.Item.ProducerId == item.ProducerId && h.Item.Sequence == item.Sequence))
         {
             current.DuplicateItems++;
             return;
@@ -130,8 +187,22 @@ internal sealed partial class PartitionGrain(
         current.Held.Add(new HeldItem(item, time.GetUtcNow().ToUnixTimeMilliseconds()));
         if (current.Held.Sum(h => (long)h.Item.Count) > options.MaxPendingEvents)
             await SkipGapsAsync($"more than {options.MaxPendingEvents} events were held behind sequence gaps");
-        await state.WriteStateAsync();
+        await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
         await UpdateGapTimerAsync();
+    }
+
+    /// <summary>Applies every producer's held items that are next in its sequence.</summary>
+    private async Task ApplyAllHeldAsync()
+    {
+        foreach (var producer in state.State.Held.Select(h => h.Item.ProducerId).Distinct().ToList())
+        {
+            if (state.State.LastSequence.ContainsKey(producer) || state.State.Held.Exists(h => h.Item.ProducerId == producer && h.Item.Sequence == 1))
+            {
+                if (!state.State.LastSequence.ContainsKey(producer)) RememberSequence(producer, 0);
+                await ApplyHeldAsync(producer);
+                Notify(producer);
+            }
+        }
     }
 
     /// <summary>
@@ -148,7 +219,7 @@ internal sealed partial class PartitionGrain(
             assigned = new AssignedDelivery(item.ProducerId, item.Sequence, ++current.LastDelivery);
             current.Assigned.Add(assigned);
             // In write-through mode the number must survive a crash before any key can store it.
-            if (options.StateWriteInterval <= TimeSpan.Zero) await state.WriteStateAsync();
+            if (options.StateWriteInterval <= TimeSpan.Zero) await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
         }
 
         var width = item.FieldNames.Length;
@@ -212,6 +283,16 @@ internal sealed partial class PartitionGrain(
     {
         var current = state.State;
         var letters = new List<DeadLetter>();
+        if (current.Assigned.Count > 0)
+        {
+            letters.AddRange(current.Assigned.Select(a => new DeadLetter(a.Producer, a.Sequence, -1, "in-flight-item-lost",
+                $"{reason}; the item was being applied when partition {_partition} stopped and was not delivered again")));
+            await sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], letters.ToArray()));
+            letters.Clear();
+            current.Assigned.Clear();
+            await ApplyAllHeldAsync();
+        }
+
         foreach (var producer in current.Held.Select(h => h.Item.ProducerId).Distinct().ToList())
         {
             var last = current.LastSequence.GetValueOrDefault(producer);
@@ -241,7 +322,7 @@ internal sealed partial class PartitionGrain(
             time.GetUtcNow().ToUnixTimeMilliseconds() - held.Min(h => h.ArrivedAtMs) >= (long)options.SequenceGapTimeout.TotalMilliseconds)
         {
             await SkipGapsAsync($"the missing items did not arrive within {options.SequenceGapTimeout.TotalSeconds:0.#} s");
-            await state.WriteStateAsync();
+            await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
         }
 
         await UpdateGapTimerAsync();

@@ -34,7 +34,7 @@ public sealed class PipelineSiloOptions
     /// Embedded mode: how often a key grain writes its state at most (see <see cref="KeyGrainOptions.StateWriteInterval"/>).
     /// PostgreSQL mode always writes after every batch, before the batch is acknowledged.
     /// </summary>
-    public TimeSpan StateWriteInterval { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan StateWriteInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>PostgreSQL mode: apply schema migrations at start-up (otherwise the schema must already be current).</summary>
     public bool MigrateOnStart { get; set; } = true;

@@ -1,0 +1,336 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Hosting;
+using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Aggregation;
+
+namespace Orleans.Pipeline.Silo;
+
+/// <summary>Options of <c>bench</c>.</summary>
+internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick)
+{
+    public static readonly string[] AllSystems = ["engine", "naive", "embedded", "postgres"];
+
+    public const string Usage =
+        "usage: bench [--quick] [--keys 1000,10000,100000,1000000] [--events N per key count (2000000)] " +
+        "[--systems engine,naive,embedded,postgres] [--out DIR (bench-results)]";
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var options = new BenchOptions([1_000, 10_000, 100_000, 1_000_000], 2_000_000, AllSystems, "bench-results", false);
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            if (name == "--quick")
+            {
+                options = options with { Quick = true, Keys = [1_000, 10_000], Events = 200_000 };
+                continue;
+            }
+
+            if (i + 1 >= args.Length) throw new ArgumentException($"option {name} needs a value");
+            var value = args[++i];
+            options = name switch
+            {
+                "--keys" => options with { Keys = value.Split(',').Select(v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var k) && k > 0 ? k : throw new ArgumentException($"--keys: '{v}' is not a positive whole number")).ToArray() },
+                "--events" => options with { Events = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ArgumentException($"--events: '{value}' is not a positive whole number") },
+                "--systems" => options with { Systems = value.Split(',').Select(s => AllSystems.Contains(s) ? s : throw new ArgumentException($"--systems: unknown system '{s}' (known: {string.Join(", ", AllSystems)})")).ToArray() },
+                "--out" => options with { Output = value },
+                _ => throw new ArgumentException($"unknown option '{name}'"),
+            };
+        }
+
+        return options;
+    }
+}
+
+/// <summary>
+/// The end-to-end load benchmark: one seeded workload (tumbling 1 s; count, sum, min, max; uniform keys; 5% of events
+/// out of order) at several key counts through several systems, in one invocation: the windowing engine alone (the
+/// limit), a naive path (one stream item and one durable state write per event), embedded mode with the client in
+/// process, and PostgreSQL mode (exactly-once, on a throwaway server with fsync on). Prints a table, writes CSV, JSON
+/// and an SVG chart, and checks that every system produced the same closed windows as the engine.
+/// </summary>
+internal static class Bench
+{
+    private const long WindowMs = 1_000;
+    private const int WindowsSpanned = 8;
+
+    private static readonly PipelineDefinition Pipeline = new(
+        "bench",
+        new WindowingDefinition(WindowSpec.Tumbling(WindowMs), [AggregationSpec.Count(), AggregationSpec.Sum("v"), AggregationSpec.Min("v"), AggregationSpec.Max("v")], MaxOutOfOrdernessMs: 200),
+        ClosedWindowsKept: 16);
+
+    public static async Task<int> RunAsync(BenchOptions options)
+    {
+        Directory.CreateDirectory(options.Output);
+        var rows = new List<Row>();
+        LocalPostgres? postgres = null;
+        Console.WriteLine($"bench: {string.Join(", ", options.Systems)} at {string.Join(", ", options.Keys.Select(k => k.ToString("N0", CultureInfo.InvariantCulture)))} keys, {options.Events:N0} events each; {Environment.ProcessorCount} cores");
+        try
+        {
+            foreach (var keys in options.Keys)
+            {
+                var events = Math.Max(options.Events, keys * 2);
+                string? reference = null;
+                foreach (var system in options.Systems)
+                {
+                    var count = system == "naive" ? Math.Min(events, options.Quick ? 5_000 : 20_000) : events;
+                    if (system == "postgres" && postgres is null)
+                    {
+                        Console.WriteLine("starting a throwaway PostgreSQL server (fsync on) …");
+                        postgres = await LocalPostgres.StartAsync(durable: true);
+                    }
+
+                    Console.WriteLine($"-- {system}, {keys:N0} keys, {count:N0} events");
+                    var row = system switch
+                    {
+                        "engine" => RunEngine(keys, count),
+                        _ => await RunSiloAsync(system, keys, count, postgres),
+                    };
+                    if (system == "engine") reference = row.Digest;
+                    row = row with { SameWindows = row.Digest is null || reference is null || system == "naive" ? null : row.Digest == reference };
+                    rows.Add(row);
+                    Console.WriteLine($"   {row.EventsPerSecond,12:N0} events/s  {row.EventsPerCoreSecond,12:N0} per core-second  peak {row.PeakWorkingSetMiB:N0} MiB  windows {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")}");
+                }
+            }
+        }
+        finally
+        {
+            if (postgres is not null) await postgres.DisposeAsync();
+        }
+
+        Print(rows);
+        Write(rows, options.Output);
+        var different = rows.Where(r => r.SameWindows == false).ToList();
+        if (different.Count > 0)
+        {
+            Console.Error.WriteLine($"error: windows differ from the engine's in {string.Join(", ", different.Select(r => $"{r.System} at {r.Keys} keys"))}");
+            return 1;
+        }
+
+        return 0;
+    }
+
+    /// <summary>The seeded workload, generated before any clock starts: event i's key, time and value; time moves through <see cref="WindowsSpanned"/> windows, 5% of events up to 300 ms early.</summary>
+    private sealed record Load(string[] Names, int[] Keys, long[] Times, double[] Values);
+
+    private static Load Workload(int keys, int events)
+    {
+        var random = new Random(42);
+        const long start = 1_767_225_600_000; // 2026-01-01
+        var load = new Load(Enumerable.Range(0, keys).Select(k => $"key-{k}").ToArray(), new int[events], new long[events], new double[events]);
+        for (var i = 0; i < events; i++)
+        {
+            var time = start + (long)i * WindowsSpanned * WindowMs / events;
+            if (random.Next(100) < 5) time -= random.Next(300);
+            load.Keys[i] = random.Next(keys);
+            load.Times[i] = time;
+            load.Values[i] = random.Next(1_000);
+        }
+
+        return load;
+    }
+
+    private static Row RunEngine(int keys, int events)
+    {
+        var load = Workload(keys, events);
+        var engines = new Dictionary<string, WindowEngine>(StringComparer.Ordinal);
+        var closed = new Dictionary<string, Dictionary<(long, long), WindowResult>>(StringComparer.Ordinal);
+        var output = new List<WindowResult>();
+        var row = new double[1];
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < events; i++)
+        {
+            var key = load.Names[load.Keys[i]];
+            if (!engines.TryGetValue(key, out var engine)) engines[key] = engine = new WindowEngine(Pipeline.Windowing);
+            row[0] = load.Values[i];
+            output.Clear();
+            engine.Process(load.Times[i], row, 0, output);
+            if (output.Count > 0) Fold(closed, key, output);
+        }
+
+        var elapsed = clock.Elapsed;
+        var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+        return new Row("engine", keys, events, events / elapsed.TotalSeconds, events / Math.Max(cpuUsed.TotalSeconds, 1e-3), PeakMiB(), Digest(closed), null);
+    }
+
+    /// <summary>Folds emissions the way a key grain keeps its closed windows: the latest final or update per window.</summary>
+    private static void Fold(Dictionary<string, Dictionary<(long, long), WindowResult>> closed, string key, IEnumerable<WindowResult> results)
+    {
+        if (!closed.TryGetValue(key, out var windows)) closed[key] = windows = [];
+        foreach (var result in results)
+        {
+            if (result.Kind is ResultKind.Partial) continue;
+            windows.Remove((result.Start, result.End));
+            if (result.Kind is ResultKind.Final or ResultKind.Update) windows[(result.Start, result.End)] = result;
+        }
+    }
+
+    private static string Digest(Dictionary<string, Dictionary<(long, long), WindowResult>> closed)
+    {
+        var lines = closed.SelectMany(k => k.Value.Values.Select(r => string.Create(CultureInfo.InvariantCulture,
+                $"{k.Key}|{r.Start}|{r.End}|{r.Revision}|{r.EventCount}|{string.Join(',', r.Values.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}")))
+            .Order(StringComparer.Ordinal);
+        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', lines))))[..16];
+    }
+
+    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres)
+    {
+        var cluster = new PipelineClusterOptions { ClusterId = $"bench-{Guid.NewGuid():N}", ServiceId = "bench" };
+        var database = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
+        if (system == "postgres")
+        {
+            cluster.Mode = PipelineMode.PostgreSql;
+            cluster.ConnectionString = await postgres!.CreateDatabaseAsync($"bench_{Guid.NewGuid():N}");
+        }
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Error);
+        builder.UseOrleans(silo => silo
+            .UsePipelineCluster(cluster, 11_311, 30_311)
+            .AddPipelineSilo(o =>
+            {
+                o.Pipelines.Add(Pipeline);
+                o.Cluster = cluster;
+                o.DatabasePath = database;
+                if (system == "naive") o.StateWriteInterval = TimeSpan.Zero;
+            }));
+        using var host = builder.Build();
+        await host.StartAsync();
+        var before = Environment.WorkingSet;
+        var peak = new PeakSampler();
+        try
+        {
+            var clusterClient = host.Services.GetRequiredService<IClusterClient>();
+            await using var client = new PipelineClient(clusterClient, system == "naive"
+                ? new PipelineClientOptions { MaxBatchSize = 1, MaxUnappliedBatches = 64, Linger = TimeSpan.Zero }
+                : new PipelineClientOptions());
+            var load = Workload(keys, events);
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var clock = Stopwatch.StartNew();
+            var progress = Stopwatch.StartNew();
+            var published = 0;
+            for (var i = 0; i < events; i++)
+            {
+                await client.PublishAsync(Pipeline.Name, new PipelineEvent(load.Names[load.Keys[i]], load.Times[i], new Dictionary<string, double>(1) { ["v"] = load.Values[i] }));
+                if (++published % 10_000 == 0 && progress.Elapsed > TimeSpan.FromSeconds(2))
+                {
+                    Console.WriteLine($"   t={clock.Elapsed.TotalSeconds,5:F0}s  published {published,12:N0} ({published / clock.Elapsed.TotalSeconds,10:N0}/s)");
+                    progress.Restart();
+                }
+            }
+
+            await client.WaitUntilAppliedAsync();
+            var elapsed = clock.Elapsed;
+            var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+            var workingSet = peak.Stop();
+            string? digest = null;
+            if (keys <= 100_000 && system != "naive")
+            {
+                var closed = new Dictionary<string, Dictionary<(long, long), WindowResult>>(StringComparer.Ordinal);
+                var names = Enumerable.Range(0, keys).Select(k => $"key-{k}").ToArray();
+                foreach (var chunk in names.Chunk(2_000))
+                {
+                    var windows = await Task.WhenAll(chunk.Select(k => client.QueryAsync(Pipeline.Name, k)));
+                    for (var i = 0; i < chunk.Length; i++)
+                        if (windows[i].Closed.Length > 0) Fold(closed, chunk[i], windows[i].Closed);
+                }
+
+                digest = Digest(closed);
+            }
+
+            return new Row(system, keys, events, events / elapsed.TotalSeconds, events / Math.Max(cpuUsed.TotalSeconds, 1e-3),
+                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1));
+        }
+        finally
+        {
+            await host.StopAsync();
+            File.Delete(database);
+        }
+    }
+
+    private static long PeakMiB() => Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
+
+    /// <summary>Samples the working set while a run lasts.</summary>
+    private sealed class PeakSampler
+    {
+        private readonly Timer _timer;
+        private long _peak = Environment.WorkingSet;
+
+        public PeakSampler() => _timer = new Timer(_ => Interlocked.Exchange(ref _peak, Math.Max(Interlocked.Read(ref _peak), Environment.WorkingSet)), null, 0, 200);
+
+        public long Stop()
+        {
+            _timer.Dispose();
+            return Math.Max(_peak, Environment.WorkingSet);
+        }
+    }
+
+    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0);
+
+    private static void Print(List<Row> rows)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"| system | keys | events | events/s | events/s per core | vs naive | peak MiB | bytes/key | windows |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var row in rows)
+        {
+            var naive = rows.FirstOrDefault(r => r.System == "naive" && r.Keys == row.Keys);
+            var ratio = naive is null || row.System == "naive" ? "" : $"{row.EventsPerSecond / naive.EventsPerSecond:N1}×";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} |"));
+        }
+    }
+
+    private static void Write(List<Row> rows, string directory)
+    {
+        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows\n");
+        foreach (var r in rows)
+            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")}\n");
+        File.WriteAllText(Path.Combine(directory, "bench.csv"), csv.ToString());
+        File.WriteAllText(Path.Combine(directory, "bench.json"), JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(directory, "bench.svg"), Chart(rows));
+        Console.WriteLine($"wrote {Path.Combine(directory, "bench.csv")}, bench.json and bench.svg (throughput against keys, one line per system)");
+    }
+
+    /// <summary>Events/s against key count, both on log scales, one line per system.</summary>
+    private static string Chart(List<Row> rows)
+    {
+        const int width = 720, height = 440, left = 80, right = 150, top = 30, bottom = 50;
+        string[] colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"];
+        var keys = rows.Select(r => (double)r.Keys).ToArray();
+        var rates = rows.Select(r => Math.Max(r.EventsPerSecond, 1)).ToArray();
+        double lx0 = Math.Log10(keys.Min()), lx1 = Math.Max(Math.Log10(keys.Max()), lx0 + 1);
+        double ly0 = Math.Floor(Math.Log10(rates.Min())), ly1 = Math.Ceiling(Math.Log10(rates.Max()));
+        if (ly1 <= ly0) ly1 = ly0 + 1;
+        double X(double k) => left + (Math.Log10(k) - lx0) / (lx1 - lx0) * (width - left - right);
+        double Y(double r) => height - bottom - (Math.Log10(r) - ly0) / (ly1 - ly0) * (height - top - bottom);
+        var svg = new StringBuilder();
+        svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">");
+        svg.Append(CultureInfo.InvariantCulture, $"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/><text x=\"{left}\" y=\"18\" font-size=\"14\">events/s against distinct keys (log-log), {Environment.ProcessorCount} cores</text>");
+        for (var e = ly0; e <= ly1; e++)
+            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{left}\" x2=\"{width - right}\" y1=\"{Y(Math.Pow(10, e)):F1}\" y2=\"{Y(Math.Pow(10, e)):F1}\" stroke=\"#ddd\"/><text x=\"{left - 6}\" y=\"{Y(Math.Pow(10, e)) + 4:F1}\" text-anchor=\"end\">1e{e}</text>");
+        foreach (var k in keys.Distinct())
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{X(k):F1}\" y=\"{height - bottom + 18}\" text-anchor=\"middle\">{k:N0}</text>");
+        var systems = rows.Select(r => r.System).Distinct().ToList();
+        for (var s = 0; s < systems.Count; s++)
+        {
+            var points = rows.Where(r => r.System == systems[s]).OrderBy(r => r.Keys).Select(r => $"{X(r.Keys).ToString("F1", CultureInfo.InvariantCulture)},{Y(Math.Max(r.EventsPerSecond, 1)).ToString("F1", CultureInfo.InvariantCulture)}").ToList();
+            var colour = colours[s % colours.Length];
+            svg.Append(CultureInfo.InvariantCulture, $"<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{string.Join(' ', points)}\"/>");
+            foreach (var p in points) svg.Append(CultureInfo.InvariantCulture, $"<circle cx=\"{p.Split(',')[0]}\" cy=\"{p.Split(',')[1]}\" r=\"3\" fill=\"{colour}\"/>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{width - right + 10}\" y=\"{top + 20 + s * 18}\" fill=\"{colour}\">{systems[s]}</text>");
+        }
+
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{(left + width - right) / 2}\" y=\"{height - 10}\" text-anchor=\"middle\">distinct keys</text></svg>");
+        return svg.ToString();
+    }
+}
