@@ -195,7 +195,7 @@ internal static class Bench
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Error);
         builder.UseOrleans(silo => silo
-            .UsePipelineCluster(cluster, 11_311, 30_311)
+            .UsePipelineCluster(cluster, FreePort(), FreePort())
             .AddPipelineSilo(o =>
             {
                 o.Pipelines.Add(Pipeline);
@@ -255,6 +255,13 @@ internal static class Bench
             await host.StopAsync();
             File.Delete(database);
         }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static long PeakMiB() => Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);

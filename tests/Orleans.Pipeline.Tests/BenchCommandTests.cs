@@ -1,0 +1,37 @@
+using System.Globalization;
+using Orleans.Pipeline.Tests.PostgreSql;
+
+namespace Orleans.Pipeline.Tests;
+
+/// <summary>
+/// The load benchmark's quick mode, as CI runs it: every system (engine, naive path, embedded, PostgreSQL) runs the
+/// same seeded workload at 1k and 10k keys, and every system that applies the whole workload produces exactly the
+/// engine's closed windows. (Its figures are for reading, not asserting: this machine is shared.)
+/// </summary>
+public sealed class BenchCommandTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Quick_bench_runs_every_system_and_every_one_produces_the_engines_windows()
+    {
+        var directory = Directory.CreateTempSubdirectory("orleans-pipeline-bench-").FullName;
+        await using var bench = SiloProcess.Start(new Dictionary<string, string>(), "bench", "--quick", "--out", directory);
+        Assert.True(await bench.WaitForExitAsync(TimeSpan.FromMinutes(4)), $"bench --quick did not finish in 4 minutes:\n{bench.Output}");
+        output.WriteLine(bench.Output);
+        Assert.True(bench.ExitCode == 0, $"bench --quick exited with {bench.ExitCode}:\n{bench.Output}");
+
+        var rows = File.ReadAllLines(Path.Combine(directory, "bench.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        foreach (var keys in new[] { 1_000, 10_000 })
+        {
+            foreach (var system in new[] { "engine", "naive", "embedded", "postgres" })
+            {
+                var row = rows.SingleOrDefault(r => r[0] == system && int.Parse(r[1], CultureInfo.InvariantCulture) == keys);
+                Assert.True(row is not null, $"no row for {system} at {keys} keys");
+                Assert.True(double.Parse(row[3], CultureInfo.InvariantCulture) > 0, $"{system} at {keys} keys measured no throughput");
+                if (system != "naive") Assert.Equal("true", row[7]);
+            }
+        }
+
+        Assert.True(File.Exists(Path.Combine(directory, "bench.svg")));
+        Assert.Contains("<polyline", await File.ReadAllTextAsync(Path.Combine(directory, "bench.svg")));
+    }
+}
