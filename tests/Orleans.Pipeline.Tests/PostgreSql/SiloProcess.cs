@@ -110,6 +110,7 @@ public sealed class SiloProcess : IAsyncDisposable
             if (w.Window.Kind == Windowing.WindowKind.Session) env[prefix + "Window__Gap"] = Time(w.Window.GapMs);
             env[prefix + "MaxOutOfOrderness"] = Time(w.MaxOutOfOrdernessMs);
             env[prefix + "AllowedLateness"] = Time(w.AllowedLatenessMs);
+            env[prefix + "Partitions"] = p.Partitions.ToString(CultureInfo.InvariantCulture);
             for (var i = 0; i < w.Aggregations.Length; i++)
             {
                 var a = w.Aggregations[i];

@@ -36,12 +36,17 @@ public sealed class SiloProcessTests(PostgresServer postgres, Xunit.Abstractions
         ["Logging__LogLevel__Default"] = "Error",
     };
 
+    /// <summary>More keys than partitions × 100: one partition item holds slices of many keys, and a redelivered item must be applied once by each of them, in order.</summary>
+    private static readonly PipelineDefinition Wide = PipelineCluster.Pipelines[0] with { Name = "wide", Partitions = 4 };
+
+    private const int WideKeys = 480;
+
     [Fact]
     public async Task Two_silo_processes_share_the_work_and_one_killed_mid_stream_loses_nothing_and_counts_nothing_twice()
     {
         var database = await postgres.NewMigratedDatabaseAsync();
         var clusterId = $"proc-{Guid.NewGuid():N}";
-        var pipelines = SiloProcess.PipelineEnvironment(PipelineCluster.Pipelines);
+        var pipelines = SiloProcess.PipelineEnvironment(PipelineCluster.Pipelines.Append(Wide));
         var environments = new[] { PostgresEnvironment(database, clusterId), PostgresEnvironment(database, clusterId) };
         await using var first = SiloProcess.Start(environments[0].Concat(pipelines).ToDictionary());
         await using var second = SiloProcess.Start(environments[1].Concat(pipelines).ToDictionary());
@@ -59,11 +64,12 @@ public sealed class SiloProcessTests(PostgresServer postgres, Xunit.Abstractions
         clientBuilder.UseOrleansClient(client => client.UsePipelineCluster(options));
         using var clientHost = clientBuilder.Build();
         await clientHost.StartAsync();
-        await using var client = new PipelineClient(clientHost.Services.GetRequiredService<IClusterClient>(), new PipelineClientOptions { MaxBatchSize = 7, Linger = TimeSpan.FromMilliseconds(5) });
+        await using var client = new PipelineClient(clientHost.Services.GetRequiredService<IClusterClient>(), new PipelineClientOptions { MaxBatchSize = 40, Linger = TimeSpan.FromMilliseconds(5) });
         Assert.Equal(2, await ActiveSilosAsync(database, clusterId));
 
         var traces = PipelineCluster.Pipelines
             .SelectMany(p => Enumerable.Range(31, 3).Select(seed => (Pipeline: p, Key: $"seed-{seed}", Events: Events(seed, p.Windowing.Window.Kind))))
+            .Concat(Enumerable.Range(0, WideKeys).Select(k => (Pipeline: Wide, Key: $"wide-{k}", Events: Events(5_000 + k, Windowing.WindowKind.Tumbling).Take(12).ToList())))
             .ToList();
         // A third applied; a third sent, and the silo hosting more of the keys killed (SIGKILL) with those in
         // flight; then the rest. Its keys continue on the survivor from their persisted state.
