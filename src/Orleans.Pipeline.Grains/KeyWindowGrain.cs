@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Windowing;
+using Orleans.Placement;
 using Orleans.Runtime;
 using Orleans.Serialization;
 using Orleans.Streams;
@@ -12,8 +13,10 @@ namespace Orleans.Pipeline.Grains;
 /// and stores its state together with what fired (<see cref="IKeyStateStore"/>: group-committed, results and state in
 /// one transaction in cluster mode) before it returns, so the partition acknowledges its item only once every key
 /// has stored it. A timer advances processing time while the key holds windows that time alone closes; the grain
-/// deactivates when idle, its state stored.
+/// deactivates when idle, its state stored. Placed on the silo of the partition that first calls it: a partition's
+/// keys live beside it, so handing out slices costs no network hop.
 /// </summary>
+[PreferLocalPlacement]
 internal sealed partial class KeyWindowGrain(
     PipelineCatalog catalog,
     KeyGrainOptions options,
@@ -64,8 +67,6 @@ internal sealed partial class KeyWindowGrain(
         _engine = new WindowEngine(_definition.Windowing, _state.Engine, catalog.Registry);
         _state.Engine = _engine.State;
         _row = new double[_engine.Fields.Count];
-        _results = this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
-            .GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
         await UpdateTimersAsync();
     }
 
@@ -190,7 +191,9 @@ internal sealed partial class KeyWindowGrain(
         {
             try
             {
-                await _results!.OnNextAsync(new ResultFeed(_pipeline, [batch]));
+                _results ??= this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
+                    .GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
+                await _results.OnNextAsync(new ResultFeed(_pipeline, [batch]));
             }
             catch (Exception e)
             {

@@ -18,6 +18,7 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _writer;
+    private readonly GroupCommit<(string Pipeline, string Key), StoredKeyState?> _reads;
     private readonly int _maxGroup;
     private long _written;
     private int _disposed;
@@ -29,6 +30,7 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
         _connectionString = connectionString;
         _maxGroup = maxGroup;
         _writer = Task.Factory.StartNew(WriteLoopAsync, TaskCreationOptions.LongRunning).Unwrap();
+        _reads = new GroupCommit<(string, string), StoredKeyState?>(ReadGroup, maxGroup: 4_096, concurrency: 1);
     }
 
     /// <summary>States waiting to be written.</summary>
@@ -40,14 +42,37 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
     public Task<StoredKeyState?> ReadAsync(string pipeline, string key, CancellationToken cancellationToken = default)
     {
         if (_pending.TryGetValue((pipeline, key), out var pending)) return Task.FromResult<StoredKeyState?>(new StoredKeyState(pending.Payload, pending.Version));
+        // Keys activating together (a partition item reaching thousands of new keys) are read in one go, on one
+        // connection, off the grains' turns.
+        return _reads.SubmitAsync((pipeline, key));
+    }
+
+    private Task<IReadOnlyList<GroupOutcome<StoredKeyState?>>> ReadGroup(IReadOnlyList<(string Pipeline, string Key)> keys, CancellationToken cancellationToken)
+    {
+        var outcomes = new GroupOutcome<StoredKeyState?>[keys.Count];
         using var connection = new SqliteConnection(_connectionString);
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT payload, version FROM pipeline_key_state WHERE pipeline = $p AND key = $k";
-        command.Parameters.AddWithValue("$p", pipeline);
-        command.Parameters.AddWithValue("$k", key);
-        using var reader = command.ExecuteReader();
-        return Task.FromResult(reader.Read() ? new StoredKeyState((byte[])reader[0], reader.GetInt64(1)) : null);
+        var p = command.Parameters.Add("$p", SqliteType.Text);
+        var k = command.Parameters.Add("$k", SqliteType.Text);
+        command.Prepare();
+        for (var i = 0; i < keys.Count; i++)
+        {
+            // A write that raced ahead of this read (the key's state pending) is newer than the file.
+            if (_pending.TryGetValue(keys[i], out var pending))
+            {
+                outcomes[i] = GroupOutcome<StoredKeyState?>.Ok(new StoredKeyState(pending.Payload, pending.Version));
+                continue;
+            }
+
+            p.Value = keys[i].Pipeline;
+            k.Value = keys[i].Key;
+            using var reader = command.ExecuteReader();
+            outcomes[i] = GroupOutcome<StoredKeyState?>.Ok(reader.Read() ? new StoredKeyState((byte[])reader[0], reader.GetInt64(1)) : null);
+        }
+
+        return Task.FromResult<IReadOnlyList<GroupOutcome<StoredKeyState?>>>(outcomes);
     }
 
     public Task<long> WriteAsync(KeyStateWrite write, CancellationToken cancellationToken = default)
@@ -167,6 +192,7 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
         await FlushAsync();
         _stop.Cancel();
         await _writer;
+        await _reads.DisposeAsync();
         _stop.Dispose();
     }
 
