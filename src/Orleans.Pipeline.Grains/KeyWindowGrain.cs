@@ -14,15 +14,19 @@ namespace Orleans.Pipeline.Grains;
 /// one transaction in cluster mode) before it returns, so the partition acknowledges its item only once every key
 /// has stored it. A timer advances processing time while the key holds windows that time alone closes; the grain
 /// deactivates when idle, its state stored. Placed on the silo of the partition that first calls it: a partition's
-/// keys live beside it, so handing out slices costs no network hop.
+/// keys live beside it, so handing out slices costs no network hop. Immovable: when its silo shuts down the key
+/// stores its state and deactivates rather than migrating (it would read its state again anyway), and a single
+/// silo's shutdown does not try to place a hundred thousand keys elsewhere.
 /// </summary>
 [PreferLocalPlacement]
+[Immovable]
 internal sealed partial class KeyWindowGrain(
     PipelineCatalog catalog,
     KeyGrainOptions options,
     IKeyStateStore store,
     Serializer<KeyGrainState> serializer,
     IResultSink sink,
+    LiveResults live,
     TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IRemindable
@@ -39,7 +43,6 @@ internal sealed partial class KeyWindowGrain(
     private string _key = "";
     private PipelineDefinition? _definition;
     private WindowEngine? _engine;
-    private IAsyncStream<ResultFeed>? _results;
     private IGrainTimer? _timer;
     private bool _reminderRegistered;
     private double[] _row = [];
@@ -187,21 +190,7 @@ internal sealed partial class KeyWindowGrain(
         await UpdateTimersAsync();
         if (write.Results.Count == 0 && write.LateEvents.Count == 0) return null;
         var batch = new ResultBatch(_pipeline, _key, [.. write.Results], [.. write.LateEvents.Select(l => l.Event)]);
-        if (publish)
-        {
-            try
-            {
-                _results ??= this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
-                    .GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
-                await _results.OnNextAsync(new ResultFeed(_pipeline, [batch]));
-            }
-            catch (Exception e)
-            {
-                // The live feed is best effort; state (and the results table in cluster mode) already hold the step.
-                LogLivePublishFailed(e, _pipeline, _key);
-            }
-        }
-
+        if (publish) live.Add(batch);
         return batch;
     }
 
@@ -294,6 +283,4 @@ internal sealed partial class KeyWindowGrain(
     [LoggerMessage(Level = LogLevel.Error, Message = "Events arrived for unknown pipeline '{Pipeline}'; they are recorded as dead letters, not applied")]
     private partial void LogUnknownPipeline(string pipeline);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing live results failed for pipeline '{Pipeline}', key '{Key}'; they are in the key's state and results store")]
-    private partial void LogLivePublishFailed(Exception exception, string pipeline, string key);
 }

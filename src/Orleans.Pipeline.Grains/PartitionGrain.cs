@@ -13,12 +13,14 @@ namespace Orleans.Pipeline.Grains;
 /// one key's slices arrive strictly in order. What the keys fired goes out on the live feed as one message per item.
 /// </summary>
 [ImplicitStreamSubscription(PipelineNames.EventsNamespace)]
+[Orleans.Placement.Immovable]
 internal sealed partial class PartitionGrain(
     IKeyStateStore store,
     Orleans.Serialization.Serializer<PartitionGrainState> serializer,
     PipelineCatalog catalog,
     KeyGrainOptions options,
     IResultSink sink,
+    LiveResults live,
     TimeProvider time,
     ILogger<PartitionGrain> logger)
     : Grain, IPartitionGrain, IStreamSubscriptionObserver, IAsyncObserver<PartitionBatch>, IRemindable
@@ -36,9 +38,6 @@ internal sealed partial class PartitionGrain(
     /// <summary>Skipped sequences remembered per producer.</summary>
     private const int MaxSkippedPerProducer = 1024;
 
-    /// <summary>Most results per live feed message (the feed's transport limits message size).</summary>
-    private const int MaxBatchesPerFeedMessage = 1024;
-
     private const string GapReminder = "held-items";
 
     private readonly Dictionary<Guid, List<(long Sequence, TaskCompletionSource Done)>> _waiters = [];
@@ -48,7 +47,6 @@ internal sealed partial class PartitionGrain(
     private string _pipeline = "";
     private int _partition;
     private PipelineDefinition? _definition;
-    private IAsyncStream<ResultFeed>? _results;
     private IGrainTimer? _gapTimer;
     private bool _reminderRegistered;
 
@@ -59,8 +57,6 @@ internal sealed partial class PartitionGrain(
         _partition = int.TryParse(partition, out var p) ? p : -1;
         _stateKey = partition;
         _definition = catalog.Find(_pipeline);
-        _results = this.GetStreamProvider(PipelineNames.ResultsStreamProvider)
-            .GetStream<ResultFeed>(StreamId.Create(PipelineNames.ResultsNamespace, _pipeline));
         if (await store.ReadAsync(StatePipeline, _stateKey, cancellationToken) is { } stored)
         {
             state.State = serializer.Deserialize(stored.Payload) ?? new PartitionGrainState();
@@ -238,27 +234,14 @@ internal sealed partial class PartitionGrain(
         current.Assigned.Remove(assigned);
         if (item.Sequence > current.LastSequence.GetValueOrDefault(item.ProducerId)) RememberSequence(item.ProducerId, item.Sequence);
         else TouchProducer(item.ProducerId);
-        await PublishAsync(calls);
+        Publish(calls);
     }
 
-    private async Task PublishAsync(Task<ResultBatch?>[] calls)
+    private void Publish(Task<ResultBatch?>[] calls)
     {
-        List<ResultBatch>? fired = null;
         foreach (var call in calls)
         {
-            if (call.Result is { } batch) (fired ??= []).Add(batch);
-        }
-
-        if (fired is null) return;
-        try
-        {
-            for (var i = 0; i < fired.Count; i += MaxBatchesPerFeedMessage)
-                await _results!.OnNextAsync(new ResultFeed(_pipeline, fired.GetRange(i, Math.Min(MaxBatchesPerFeedMessage, fired.Count - i)).ToArray()));
-        }
-        catch (Exception e)
-        {
-            // The live feed is best effort; key state (and the results table in cluster mode) already hold the results.
-            LogLivePublishFailed(e, _pipeline, _partition);
+            if (call.Result is { } batch) live.Add(batch);
         }
     }
 
@@ -414,8 +397,6 @@ internal sealed partial class PartitionGrain(
     [LoggerMessage(Level = LogLevel.Error, Message = "Stream delivery failed for pipeline '{Pipeline}', partition {Partition}")]
     private partial void LogStreamError(Exception exception, string pipeline, int partition);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing live results failed for pipeline '{Pipeline}', partition {Partition}; they are in the keys' state and results store")]
-    private partial void LogLivePublishFailed(Exception exception, string pipeline, int partition);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline '{Pipeline}', partition {Partition}: producer {Producer} items {From} to {To} never arrived; later items applied without them")]
     private partial void LogSkippedGap(string pipeline, int partition, Guid producer, long from, long to);
