@@ -34,6 +34,9 @@ internal sealed partial class KeyWindowGrain(
     /// <summary>The reminder that reactivates a key whose windows only time can close.</summary>
     internal const string CloseWindowsReminder = "close-windows";
 
+    /// <summary>Reminder registrations in flight per process at most.</summary>
+    private static readonly SemaphoreSlim ReminderRegistrations = new(4, 4);
+
     private readonly List<WindowResult> _output = [];
     private readonly List<LateEventRecord> _late = [];
     private readonly List<DeadLetter> _deadLetters = [];
@@ -244,8 +247,34 @@ internal sealed partial class KeyWindowGrain(
         // time. A tick with nothing left to close removes it (ReceiveReminder).
         if (options.UseReminders && needed && !_reminderRegistered)
         {
-            await this.RegisterOrUpdateReminder(CloseWindowsReminder, options.ReminderPeriod, options.ReminderPeriod);
+            // Not awaited: each registration is a database write, and a partition item reaching thousands of new
+            // keys must not wait for thousands of them. Until it lands, the timer above closes the key's windows.
             _reminderRegistered = true;
+            _ = RegisterReminderAsync();
+        }
+    }
+
+    private async Task RegisterReminderAsync()
+    {
+        // A few at a time per process, so that they do not take every pooled connection from the stream queues and
+        // the state store when a hundred thousand keys start at once.
+        await ReminderRegistrations.WaitAsync();
+        try
+        {
+            await this.RegisterOrUpdateReminder(CloseWindowsReminder, options.ReminderPeriod, options.ReminderPeriod);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException)
+        {
+            // The silo is shutting down; the key's next activation registers it.
+        }
+        catch (Exception e)
+        {
+            _reminderRegistered = false; // the next step tries again
+            LogReminderFailed(e, _pipeline, _key);
+        }
+        finally
+        {
+            ReminderRegistrations.Release();
         }
     }
 
@@ -279,6 +308,9 @@ internal sealed partial class KeyWindowGrain(
         _mapFields = sliceFields;
         return _map = map;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline '{Pipeline}', key '{Key}': registering the close-windows reminder failed; retried with the key's next step")]
+    private partial void LogReminderFailed(Exception exception, string pipeline, string key);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Events arrived for unknown pipeline '{Pipeline}'; they are recorded as dead letters, not applied")]
     private partial void LogUnknownPipeline(string pipeline);

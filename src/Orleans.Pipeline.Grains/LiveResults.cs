@@ -12,7 +12,7 @@ namespace Orleans.Pipeline.Grains;
 /// close on their own timers. The feed is best effort (the key's state, and in cluster mode the results table, are the
 /// record); what could not be sent is counted and logged, never dropped without a word.
 /// </summary>
-public sealed partial class LiveResults : IAsyncDisposable
+public sealed partial class LiveResults : IAsyncDisposable, ILifecycleParticipant<ISiloLifecycle>
 {
     /// <summary>How often the feed is sent.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(50);
@@ -38,12 +38,17 @@ public sealed partial class LiveResults : IAsyncDisposable
         _loop = Task.Run(RunAsync);
     }
 
+    /// <summary>Sends what is queued and stops while the silo still runs its streams (before grains are deactivated at shutdown).</summary>
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(LiveResults), ServiceLifecycleStage.Active, _ => Task.CompletedTask, _ => DisposeAsync().AsTask());
+
     /// <summary>Results not sent on the feed so far (the feed was full or down).</summary>
     public long NotSent => Interlocked.Read(ref _notSent);
 
     /// <summary>Queues what one key fired for the next message.</summary>
     public void Add(ResultBatch batch)
     {
+        if (_disposed != 0) return; // shutting down: the feed has no subscribers left to serve
         var queue = _pending.GetOrAdd(batch.Pipeline, _ => new ConcurrentQueue<ResultBatch>());
         if (queue.Count >= MaxPending)
         {
@@ -106,7 +111,6 @@ public sealed partial class LiveResults : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _stop.Cancel();
         await _loop;
-        _stop.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The live results feed of pipeline '{Pipeline}' did not take {Count} keys' results; they are in the keys' state (and the results table in cluster mode)")]

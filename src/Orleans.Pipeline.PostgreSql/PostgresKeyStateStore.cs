@@ -36,7 +36,7 @@ public sealed class PostgresKeyStateStore : IKeyStateStore, IAsyncDisposable
         _dataSource = dataSource;
         _results = results;
         _writes = new GroupCommit<KeyStateWrite, long>(CommitAsync, maxGroup, concurrency);
-        _reads = new GroupCommit<(string, string), StoredKeyState?>(ReadGroupAsync, maxGroup, concurrency);
+        _reads = new GroupCommit<(string, string), StoredKeyState?>(ReadGroupAsync, maxGroup, concurrency: 1);
     }
 
     /// <summary>Write groups committed and writes in them.</summary>
