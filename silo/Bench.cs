@@ -5,7 +5,10 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Windowing;
@@ -16,11 +19,11 @@ namespace Orleans.Pipeline.Silo;
 /// <summary>Options of <c>bench</c>.</summary>
 internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick)
 {
-    public static readonly string[] AllSystems = ["engine", "naive", "embedded", "postgres"];
+    public static readonly string[] AllSystems = ["engine", "naive", "embedded", "gateway", "postgres"];
 
     public const string Usage =
         "usage: bench [--quick] [--keys 1000,10000,100000,1000000] [--events N per key count (2000000)] " +
-        "[--systems engine,naive,embedded,postgres] [--out DIR (bench-results)]";
+        "[--systems engine,naive,embedded,gateway,postgres] [--out DIR (bench-results)]";
 
     public static BenchOptions Parse(string[] args)
     {
@@ -54,7 +57,7 @@ internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, st
 /// The end-to-end load benchmark: one seeded workload (tumbling 1 s; count, sum, min, max; uniform keys; 5% of events
 /// out of order) at several key counts through several systems, in one invocation: the windowing engine alone (the
 /// limit), a naive path (one stream item and one durable state write per event), embedded mode with the client in
-/// process, and PostgreSQL mode (exactly-once, on a throwaway server with fsync on). Prints a table, writes CSV, JSON
+/// process, embedded mode with the publisher in another process through the gRPC gateway, and PostgreSQL mode (exactly-once, on a throwaway server with fsync on). Prints a table, writes CSV, JSON
 /// and an SVG chart, and checks that every system produced the same closed windows as the engine.
 /// </summary>
 internal static class Bench
@@ -89,6 +92,7 @@ internal static class Bench
                 foreach (var system in options.Systems)
                 {
                     var count = system == "naive" ? Math.Min(events, options.Quick ? 5_000 : 20_000) : events;
+                    if (system == "gateway" && keys > 100_000) continue; // the request stream of a million keys: not yet measured
                     if (system == "postgres" && postgres is null)
                     {
                         Console.WriteLine("starting a throwaway PostgreSQL server (fsync on) …");
@@ -199,8 +203,24 @@ internal static class Bench
             cluster.ConnectionString = await postgres!.CreateDatabaseAsync($"bench_{Guid.NewGuid():N}");
         }
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var gateway = new GatewayOptions
+        {
+            Url = $"http://127.0.0.1:{FreePort()}",
+            EventsPerSecondPerCaller = 50_000_000,
+            BurstPerCaller = 50_000_000,
+            MaxInFlightEvents = 4_000_000,
+        };
+        IHostApplicationBuilder builder = system == "gateway"
+            ? WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] })
+            : Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Error);
+        if (builder is WebApplicationBuilder web)
+        {
+            web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
+            web.Services.AddPipelineGateway(gateway, cluster);
+        }
+
         builder.UseOrleans(silo => silo
             .UsePipelineCluster(cluster, FreePort(), FreePort())
             .AddPipelineSilo(o =>
@@ -210,7 +230,19 @@ internal static class Bench
                 o.DatabasePath = database;
                 if (system == "naive") o.StateWriteInterval = TimeSpan.Zero;
             }));
-        using var host = builder.Build();
+        IHost host;
+        if (builder is WebApplicationBuilder webBuilder)
+        {
+            var app = webBuilder.Build();
+            app.MapPipelineGateway();
+            host = app;
+        }
+        else
+        {
+            host = ((HostApplicationBuilder)builder).Build();
+        }
+
+        using var disposeHost = host;
         await host.StartAsync();
         var before = Environment.WorkingSet;
         var peak = new PeakSampler();
@@ -225,7 +257,18 @@ internal static class Bench
             var clock = Stopwatch.StartNew();
             var progress = Stopwatch.StartNew();
             var published = 0;
-            for (var i = 0; i < events; i++)
+            var publisherCpu = TimeSpan.Zero;
+            if (system == "gateway")
+            {
+                // The publisher is another process: the same workload, through PipelineGatewayClient over gRPC.
+                publisherCpu = await PublishFromAnotherProcessAsync(gateway.Url, keys, events);
+                var gatewayClient = host.Services.GetRequiredService<PipelineClient>();
+                await gatewayClient.WaitUntilAppliedAsync();
+                events = (int)Math.Min(events, gatewayClient.PublishedEvents);
+                published = events;
+            }
+
+            for (var i = published; i < events; i++)
             {
                 await client.PublishAsync(Pipeline.Name, new PipelineEvent(load.Names[load.Keys[i]], load.Times[i], new Dictionary<string, double>(1) { ["v"] = load.Values[i] }));
                 if (++published % 10_000 == 0 && progress.Elapsed > TimeSpan.FromSeconds(2))
@@ -237,7 +280,7 @@ internal static class Bench
 
             await client.WaitUntilAppliedAsync();
             var elapsed = clock.Elapsed;
-            var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+            var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu + publisherCpu;
             var workingSet = peak.Stop();
             string? digest = null;
             if (keys <= 100_000 && system != "naive")
@@ -262,6 +305,54 @@ internal static class Bench
             await host.StopAsync();
             File.Delete(database);
         }
+    }
+
+    /// <summary>Lanes of the gateway publisher: a key always travels in one lane, so its events keep their order.</summary>
+    private const int Lanes = 16;
+
+    private static async Task<TimeSpan> PublishFromAnotherProcessAsync(string url, int keys, int events)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(typeof(Bench).Assembly.Location);
+        foreach (var argument in new[] { "bench-publish", url, keys.ToString(CultureInfo.InvariantCulture), events.ToString(CultureInfo.InvariantCulture) })
+            start.ArgumentList.Add(argument);
+        using var publisher = Process.Start(start) ?? throw new InvalidOperationException("could not start the gateway publisher");
+        var output = publisher.StandardOutput.ReadToEndAsync();
+        var errors = publisher.StandardError.ReadToEndAsync();
+        await publisher.WaitForExitAsync();
+        var text = await output;
+        if (publisher.ExitCode != 0) throw new InvalidOperationException($"the gateway publisher failed ({publisher.ExitCode}): {text}{await errors}");
+        var cpu = text.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("cpu-ms=", StringComparison.Ordinal));
+        return cpu is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(double.Parse(cpu[7..], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// <c>bench-publish URL KEYS EVENTS</c>: the gateway publisher's process. Publishes the seeded workload in requests
+    /// of up to 1,000 events, one lane per key group, each lane one request at a time; prints its CPU time.
+    /// </summary>
+    public static async Task<int> PublishThroughGatewayAsync(string[] args)
+    {
+        if (args.Length != 3 || !Uri.TryCreate(args[0], UriKind.Absolute, out var url) ||
+            !int.TryParse(args[1], CultureInfo.InvariantCulture, out var keys) || !int.TryParse(args[2], CultureInfo.InvariantCulture, out var events))
+        {
+            Console.Error.WriteLine("usage: bench-publish URL KEYS EVENTS (started by bench)");
+            return 2;
+        }
+
+        var load = Workload(keys, events);
+        using var client = new PipelineGatewayClient(url);
+        var lanes = Enumerable.Range(0, Lanes).Select(_ => new List<int>()).ToArray();
+        for (var i = 0; i < events; i++) lanes[load.Keys[i] % Lanes].Add(i);
+        await Task.WhenAll(lanes.Select(async lane =>
+        {
+            foreach (var chunk in lane.Chunk(1_000))
+            {
+                await client.PublishAsync(Pipeline.Name, chunk.Select(i =>
+                    new PipelineEvent(load.Names[load.Keys[i]], load.Times[i], new Dictionary<string, double>(1) { ["v"] = load.Values[i] })));
+            }
+        }));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cpu-ms={Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds:F0}"));
+        return 0;
     }
 
     private static int FreePort()

@@ -77,6 +77,10 @@ else if (command == "bench")
 
     return await Bench.RunAsync(bench);
 }
+else if (command == "bench-publish")
+{
+    return await Bench.PublishThroughGatewayAsync(rest);
+}
 else if (command == "hash-key")
 {
     var key = rest.FirstOrDefault() ?? ApiKeyHash.NewKey();

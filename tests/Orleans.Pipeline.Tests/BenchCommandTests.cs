@@ -4,7 +4,7 @@ using Orleans.Pipeline.Tests.PostgreSql;
 namespace Orleans.Pipeline.Tests;
 
 /// <summary>
-/// The load benchmark's quick mode, as CI runs it: every system (engine, naive path, embedded, PostgreSQL) runs the
+/// The load benchmark's quick mode, as CI runs it: every system (engine, naive path, embedded, gateway from another process, PostgreSQL) runs the
 /// same seeded workload at 1k and 10k keys, and every system that applies the whole workload produces exactly the
 /// engine's closed windows. (Its figures are for reading, not asserting: this machine is shared.)
 /// </summary>
@@ -22,7 +22,7 @@ public sealed class BenchCommandTests(Xunit.Abstractions.ITestOutputHelper outpu
         var rows = File.ReadAllLines(Path.Combine(directory, "bench.csv")).Skip(1).Select(l => l.Split(',')).ToList();
         foreach (var keys in new[] { 1_000, 10_000 })
         {
-            foreach (var system in new[] { "engine", "naive", "embedded", "postgres" })
+            foreach (var system in new[] { "engine", "naive", "embedded", "gateway", "postgres" })
             {
                 var row = rows.SingleOrDefault(r => r[0] == system && int.Parse(r[1], CultureInfo.InvariantCulture) == keys);
                 Assert.True(row is not null, $"no row for {system} at {keys} keys");
