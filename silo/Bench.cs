@@ -82,7 +82,7 @@ internal static class Bench
             {
                 // Unmeasured: the first silo in a process pays for JIT compilation, which would count against whichever system ran first.
                 Console.WriteLine("warming up (an unmeasured embedded run) …");
-                await RunSiloAsync("embedded", 1_000, options.Quick ? 50_000 : 200_000, null);
+                await RunSiloAsync("embedded", 1_000, options.Quick ? 50_000 : 200_000, null, quick: true, latency: false);
             }
 
             foreach (var keys in options.Keys)
@@ -103,7 +103,7 @@ internal static class Bench
                     var row = system switch
                     {
                         "engine" => RunEngine(keys, count),
-                        _ => await RunSiloAsync(system, keys, count, postgres),
+                        _ => await RunSiloAsync(system, keys, count, postgres, options.Quick),
                     };
                     if (system == "engine") reference = row.Digest;
                     row = row with { SameWindows = row.Digest is null || reference is null || system == "naive" ? null : row.Digest == reference };
@@ -193,7 +193,7 @@ internal static class Bench
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', lines))))[..16];
     }
 
-    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres)
+    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres, bool quick, bool latency = true)
     {
         var cluster = new PipelineClusterOptions { ClusterId = $"bench-{Guid.NewGuid():N}", ServiceId = "bench" };
         var database = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
@@ -297,8 +297,12 @@ internal static class Bench
                 digest = Digest(closed);
             }
 
+            Latency? measured = null;
+            if (latency && system is "embedded" or "postgres" && keys <= 100_000)
+                measured = await MeasureLatencyAsync(host, client, keys, events / elapsed.TotalSeconds / 2, TimeSpan.FromSeconds(quick ? 3 : 8));
+
             return new Row(system, keys, events, events / elapsed.TotalSeconds, events / Math.Max(cpuUsed.TotalSeconds, 1e-3),
-                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1));
+                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured);
         }
         finally
         {
@@ -306,6 +310,40 @@ internal static class Bench
             File.Delete(database);
         }
     }
+
+    /// <summary>
+    /// Latency at half the sustainable rate: events stamped with the wall clock (5% up to 300 ms early) published at
+    /// <paramref name="rate"/> for <paramref name="duration"/>; the silo records send-to-apply per slice and
+    /// window-end-to-final-result per window. A key's window closes when that key's watermark passes its end, so with
+    /// few events per key per second the second figure grows with the key count: that is event-time semantics.
+    /// </summary>
+    private static async Task<Latency> MeasureLatencyAsync(IHost host, PipelineClient client, int keys, double rate, TimeSpan duration)
+    {
+        var recorder = host.Services.GetRequiredService<Orleans.Pipeline.Grains.PipelineLatencies>();
+        recorder.Reset();
+        var random = new Random(7);
+        var clock = Stopwatch.StartNew();
+        long sent = 0;
+        Console.WriteLine($"   latency at {rate:N0} events/s (half the measured rate) for {duration.TotalSeconds:N0} s …");
+        while (clock.Elapsed < duration)
+        {
+            var due = (long)(clock.Elapsed.TotalSeconds * rate);
+            for (; sent < due; sent++)
+            {
+                var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var time = random.Next(100) < 5 ? now - random.Next(300) : now;
+                await client.PublishAsync(Pipeline.Name, new PipelineEvent($"key-{random.Next(keys)}", time, new Dictionary<string, double>(1) { ["v"] = random.Next(1_000) }));
+            }
+
+            await Task.Delay(1);
+        }
+
+        await client.WaitUntilAppliedAsync();
+        var (applied, results) = recorder.Snapshot();
+        return new Latency(rate, applied.P50, applied.P99, results.P50, results.P99);
+    }
+
+    private sealed record Latency(double Rate, double AppliedP50, double AppliedP99, double ResultP50, double ResultP99);
 
     /// <summary>Lanes of the gateway publisher: a key always travels in one lane, so its events keep their order.</summary>
     private const int Lanes = 16;
@@ -379,27 +417,27 @@ internal static class Bench
         }
     }
 
-    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0);
+    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0, Latency? Latency = null);
 
     private static void Print(List<Row> rows)
     {
         Console.WriteLine();
-        Console.WriteLine($"| system | keys | events | events/s | events/s per core | vs naive | peak MiB | bytes/key | windows |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        Console.WriteLine($"| system | keys | events | events/s | events/s per core | vs naive | peak MiB | bytes/key | windows | publish→applied p50/p99 ms | window end→result p50/p99 ms |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|");
         foreach (var row in rows)
         {
             var naive = rows.FirstOrDefault(r => r.System == "naive" && r.Keys == row.Keys);
             var ratio = naive is null || row.System == "naive" ? "" : $"{row.EventsPerSecond / naive.EventsPerSecond:N1}×";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} |"));
+                $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} | {(row.Latency is { } l ? $"{l.AppliedP50:N0} / {l.AppliedP99:N0}" : "")} | {(row.Latency is { } m ? $"{m.ResultP50:N0} / {m.ResultP99:N0}" : "")} |"));
         }
     }
 
     private static void Write(List<Row> rows, string directory)
     {
-        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows\n");
+        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms\n");
         foreach (var r in rows)
-            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99}\n");
         File.WriteAllText(Path.Combine(directory, "bench.csv"), csv.ToString());
         File.WriteAllText(Path.Combine(directory, "bench.json"), JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.WriteAllText(Path.Combine(directory, "bench.svg"), Chart(rows));

@@ -27,6 +27,7 @@ internal sealed partial class KeyWindowGrain(
     Serializer<KeyGrainState> serializer,
     IResultSink sink,
     LiveResults live,
+    PipelineLatencies latencies,
     TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IRemindable
@@ -126,7 +127,19 @@ internal sealed partial class KeyWindowGrain(
         Apply(slice);
         _state.Partition = slice.Partition;
         _state.LastDelivery = slice.Delivery;
-        return await CommitAsync(publish: false);
+        var fired = await CommitAsync(publish: false);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (slice.SentAtMs > 0) latencies.RecordApplied(now - slice.SentAtMs);
+        if (fired is not null)
+        {
+            foreach (var result in fired.Results)
+            {
+                // Only where event time follows the wall clock (within a day): replays of old data would say nothing.
+                if (result.Kind == ResultKind.Final && Math.Abs(now - result.End) < 86_400_000) latencies.RecordResult(now - result.End);
+            }
+        }
+
+        return fired;
     }
 
     public Task<KeyWindows> GetWindowsAsync()

@@ -80,6 +80,7 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton(catalog);
         silo.Services.AddSingleton(TimeProvider.System);
         silo.Services.AddSingleton<LiveResults>();
+        silo.Services.AddSingleton<PipelineLatencies>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LiveResults>());
         silo.Configure<GrainCollectionOptions>(o => o.ClassSpecificCollectionAge[PipelineStorage.KeyGrainClass] = options.KeyIdleTimeout);
         if (cluster.Mode == PipelineMode.PostgreSql) AddPostgres(silo, options);

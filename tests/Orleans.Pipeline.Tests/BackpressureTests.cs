@@ -14,7 +14,7 @@ public sealed class BackpressureTests
 {
     private const int QueueCapacity = 3_000;
     private const int Keys = 4_000;
-    private const int Events = 120_000;
+    private const int Events = 240_000;
 
     /// <summary>One window per key for the whole test (an hour), so every applied event is in a window that stays queryable.</summary>
     private static readonly PipelineDefinition Flood = new(
@@ -32,7 +32,9 @@ public sealed class BackpressureTests
             o.Pipelines.Add(Flood);
             o.EmbeddedQueueCapacity = QueueCapacity;
         });
-        await using var client = cluster.NewClient(new PipelineClientOptions { MaxBatchSize = 500, MaxUnappliedBatches = unapplied, Linger = TimeSpan.FromMilliseconds(5) });
+        // Small items when the queues must push back: the stream's cache (64 items per queue) then holds few events, and
+        // the flood (30,000 events per queue) is far more than the cache and a queue (3,000) can take at once.
+        await using var client = cluster.NewClient(new PipelineClientOptions { MaxBatchSize = unapplied > 1_000 ? 100 : 500, MaxUnappliedBatches = unapplied, Linger = TimeSpan.FromMilliseconds(5) });
 
         var random = new Random(unapplied);
         var perKey = new long[Keys];
