@@ -297,12 +297,20 @@ internal static class Bench
                 digest = Digest(closed);
             }
 
+            // What an idle key costs: its stored row (embedded: the SQLite file, written through).
+            long storedPerKey = 0;
+            if (system is "embedded" && host.Services.GetService<SqliteKeyStateStore>() is { } sqlite)
+            {
+                await sqlite.FlushAsync();
+                storedPerKey = await StoredBytesPerKeyAsync(database, keys);
+            }
+
             Latency? measured = null;
             if (latency && system is "embedded" or "postgres" && keys <= 100_000)
                 measured = await MeasureLatencyAsync(host, client, keys, events / elapsed.TotalSeconds / 2, TimeSpan.FromSeconds(quick ? 3 : 8));
 
             return new Row(system, keys, events, events / elapsed.TotalSeconds, events / Math.Max(cpuUsed.TotalSeconds, 1e-3),
-                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured);
+                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured, storedPerKey);
         }
         finally
         {
@@ -393,6 +401,15 @@ internal static class Bench
         return 0;
     }
 
+    private static async Task<long> StoredBytesPerKeyAsync(string database, int keys)
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={database}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT coalesce(sum(length(payload) + length(key) + length(pipeline) + 8), 0) FROM pipeline_key_state";
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture) / Math.Max(keys, 1);
+    }
+
     private static int FreePort()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -417,27 +434,27 @@ internal static class Bench
         }
     }
 
-    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0, Latency? Latency = null);
+    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0, Latency? Latency = null, long StoredBytesPerKey = 0);
 
     private static void Print(List<Row> rows)
     {
         Console.WriteLine();
-        Console.WriteLine($"| system | keys | events | events/s | events/s per core | vs naive | peak MiB | bytes/key | windows | publish→applied p50/p99 ms | window end→result p50/p99 ms |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|");
+        Console.WriteLine($"| system | keys | events | events/s | events/s per core | vs naive | peak MiB | bytes/key | windows | publish→applied p50/p99 ms | window end→result p50/p99 ms | stored bytes/key |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
         foreach (var row in rows)
         {
             var naive = rows.FirstOrDefault(r => r.System == "naive" && r.Keys == row.Keys);
             var ratio = naive is null || row.System == "naive" ? "" : $"{row.EventsPerSecond / naive.EventsPerSecond:N1}×";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} | {(row.Latency is { } l ? $"{l.AppliedP50:N0} / {l.AppliedP99:N0}" : "")} | {(row.Latency is { } m ? $"{m.ResultP50:N0} / {m.ResultP99:N0}" : "")} |"));
+                $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} | {(row.Latency is { } l ? $"{l.AppliedP50:N0} / {l.AppliedP99:N0}" : "")} | {(row.Latency is { } m ? $"{m.ResultP50:N0} / {m.ResultP99:N0}" : "")} | {(row.StoredBytesPerKey > 0 ? row.StoredBytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} |"));
         }
     }
 
     private static void Write(List<Row> rows, string directory)
     {
-        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms\n");
+        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms,stored_bytes_per_key\n");
         foreach (var r in rows)
-            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99},{r.StoredBytesPerKey}\n");
         File.WriteAllText(Path.Combine(directory, "bench.csv"), csv.ToString());
         File.WriteAllText(Path.Combine(directory, "bench.json"), JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.WriteAllText(Path.Combine(directory, "bench.svg"), Chart(rows));
