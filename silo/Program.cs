@@ -26,31 +26,12 @@ var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
 DemoOptions? demo = null;
 if (command == "demo")
 {
-    try
-    {
-        demo = DemoOptions.Parse(rest);
-    }
-    catch (ArgumentException e)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        Console.Error.WriteLine(DemoOptions.Usage);
-        return 2;
-    }
+    demo = ParseOptions(() => DemoOptions.Parse(rest), DemoOptions.Usage);
+    if (demo is null) return 2;
 }
 else if (command == "gateway-load")
 {
-    GatewayLoadOptions load;
-    try
-    {
-        load = GatewayLoadOptions.Parse(rest);
-    }
-    catch (ArgumentException e)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        Console.Error.WriteLine(GatewayLoadOptions.Usage);
-        return 2;
-    }
-
+    if (ParseOptions(() => GatewayLoadOptions.Parse(rest), GatewayLoadOptions.Usage) is not { } load) return 2;
     try
     {
         return await GatewayLoad.RunAsync(load);
@@ -63,18 +44,7 @@ else if (command == "gateway-load")
 }
 else if (command == "bench")
 {
-    BenchOptions bench;
-    try
-    {
-        bench = BenchOptions.Parse(rest);
-    }
-    catch (ArgumentException e)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        Console.Error.WriteLine(BenchOptions.Usage);
-        return 2;
-    }
-
+    if (ParseOptions(() => BenchOptions.Parse(rest), BenchOptions.Usage) is not { } bench) return 2;
     return await Bench.RunAsync(bench);
 }
 else if (command == "bench-publish")
@@ -229,6 +199,21 @@ try
 finally
 {
     if (throwaway is not null) await throwaway.DisposeAsync();
+}
+
+// A command's options, or null after printing the problem and the usage (the caller exits with 2).
+static T? ParseOptions<T>(Func<T> parse, string usage) where T : class
+{
+    try
+    {
+        return parse();
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        Console.Error.WriteLine(usage);
+        return null;
+    }
 }
 
 static WebApplication BuildGateway(WebApplicationBuilder builder)

@@ -35,7 +35,14 @@ internal sealed class EmbeddedQueueGrain(EmbeddedQueueOptions options, TimeProvi
             var left = options.EnqueueTimeout - time.GetElapsedTime(started);
             if (left <= TimeSpan.Zero)
                 throw new TimeoutException($"the embedded event queue has held {_events:N0} events (its capacity is {options.Capacity:N0}) for {options.EnqueueTimeout.TotalSeconds:0} s: the pipeline's grains are behind; retry");
-            await Task.WhenAny(_room.Task, Task.Delay(left, time));
+            try
+            {
+                await _room.Task.WaitAsync(left, time);
+            }
+            catch (TimeoutException)
+            {
+                // Checked (and refused) at the top of the loop.
+            }
         }
 
         _entries.Enqueue(items with { Sequence = ++_sequence });

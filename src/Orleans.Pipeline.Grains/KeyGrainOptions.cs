@@ -22,7 +22,7 @@ public sealed class KeyGrainOptions
     /// </summary>
     public TimeSpan SequenceGapTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Events held behind gaps per key at most; beyond it the gaps are given up at once.</summary>
+    /// <summary>Events a partition holds behind sequence gaps at most; beyond it the gaps are given up at once.</summary>
     public int MaxPendingEvents { get; set; } = 100_000;
 
     /// <summary>

@@ -41,7 +41,7 @@ internal sealed partial class PartitionGrain(
     private const string GapReminder = "held-items";
 
     private readonly Dictionary<Guid, List<(long Sequence, TaskCompletionSource Done)>> _waiters = [];
-    private readonly StateHolder state = new();
+    private PartitionGrainState _state = new();
     private long _version;
     private string _stateKey = "";
     private string _pipeline = "";
@@ -59,15 +59,15 @@ internal sealed partial class PartitionGrain(
         _definition = catalog.Find(_pipeline);
         if (await store.ReadAsync(StatePipeline, _stateKey, cancellationToken) is { } stored)
         {
-            state.State = serializer.Deserialize(stored.Payload) ?? new PartitionGrainState();
+            _state = serializer.Deserialize(stored.Payload) ?? new PartitionGrainState();
             _version = stored.Version;
         }
 
         // Embedded mode: whatever was in flight at a crash was lost with the in-memory queues; nothing will come back.
-        if (options.StateWriteInterval > TimeSpan.Zero) state.State.Assigned.Clear();
+        if (options.StateWriteInterval > TimeSpan.Zero) _state.Assigned.Clear();
         // A new epoch, stored before any delivery of it is handed out.
-        var epoch = (state.State.LastDelivery >> EpochShift) + 1;
-        if (state.State.Assigned.Count == 0) state.State.LastDelivery = epoch << EpochShift;
+        var epoch = (_state.LastDelivery >> EpochShift) + 1;
+        if (_state.Assigned.Count == 0) _state.LastDelivery = epoch << EpochShift;
         await WriteStateAsync(durable: true);
         await UpdateGapTimerAsync();
     }
@@ -80,13 +80,7 @@ internal sealed partial class PartitionGrain(
 
     private async Task WriteStateAsync(bool durable)
     {
-        _version = await store.WriteAsync(new KeyStateWrite(StatePipeline, _stateKey, serializer.SerializeToArray(state.State), _version, null, durable));
-    }
-
-    /// <summary>Keeps the code readable as <c>state.State</c> / <c>state.WriteStateAsync()</c>.</summary>
-    private sealed class StateHolder
-    {
-        public PartitionGrainState State { get; set; } = new();
+        _version = await store.WriteAsync(new KeyStateWrite(StatePipeline, _stateKey, serializer.SerializeToArray(_state), _version, null, durable));
     }
 
     public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
@@ -102,15 +96,23 @@ internal sealed partial class PartitionGrain(
 
     public async Task<long> WaitForAppliedAsync(Guid producer, long sequence, TimeSpan timeout)
     {
-        var applied = state.State.LastSequence.GetValueOrDefault(producer);
+        var applied = _state.LastSequence.GetValueOrDefault(producer);
         if (applied >= sequence || timeout <= TimeSpan.Zero) return applied;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_waiters.TryGetValue(producer, out var list)) _waiters[producer] = list = [];
         list.Add((sequence, done));
-        await Task.WhenAny(done.Task, Task.Delay(timeout, time));
+        try
+        {
+            await done.Task.WaitAsync(timeout, time);
+        }
+        catch (TimeoutException)
+        {
+            // Answered with the progress so far; the producer asks again.
+        }
+
         list.Remove((sequence, done));
         if (list.Count == 0) _waiters.Remove(producer);
-        return state.State.LastSequence.GetValueOrDefault(producer);
+        return _state.LastSequence.GetValueOrDefault(producer);
     }
 
     public async Task OnNextAsync(PartitionBatch item, StreamSequenceToken? token = null)
@@ -127,7 +129,7 @@ internal sealed partial class PartitionGrain(
             return;
         }
 
-        var current = state.State;
+        var current = _state;
         var producer = item.ProducerId;
         if (current.Assigned.Count > 0 && !current.Assigned.Exists(a => a.Producer == producer && a.Sequence == item.Sequence) &&
             item.Sequence > current.LastSequence.GetValueOrDefault(producer))
@@ -173,7 +175,7 @@ internal sealed partial class PartitionGrain(
     /// <summary>Holds an item (ahead of a gap, or behind items being re-applied) until it can go.</summary>
     private async Task HoldAsync(PartitionBatch item)
     {
-        var current = state.State;
+        var current = _state;
         if (current.Held.Exists(h => h.Item.ProducerId == item.ProducerId && h.Item.Sequence == item.Sequence))
         {
             current.DuplicateItems++;
@@ -190,11 +192,11 @@ internal sealed partial class PartitionGrain(
     /// <summary>Applies every producer's held items that are next in its sequence.</summary>
     private async Task ApplyAllHeldAsync()
     {
-        foreach (var producer in state.State.Held.Select(h => h.Item.ProducerId).Distinct().ToList())
+        foreach (var producer in _state.Held.Select(h => h.Item.ProducerId).Distinct().ToList())
         {
-            if (state.State.LastSequence.ContainsKey(producer) || state.State.Held.Exists(h => h.Item.ProducerId == producer && h.Item.Sequence == 1))
+            if (_state.LastSequence.ContainsKey(producer) || _state.Held.Exists(h => h.Item.ProducerId == producer && h.Item.Sequence == 1))
             {
-                if (!state.State.LastSequence.ContainsKey(producer)) RememberSequence(producer, 0);
+                if (!_state.LastSequence.ContainsKey(producer)) RememberSequence(producer, 0);
                 await ApplyHeldAsync(producer);
                 Notify(producer);
             }
@@ -208,7 +210,7 @@ internal sealed partial class PartitionGrain(
     /// </summary>
     private async Task ForwardAsync(PartitionBatch item)
     {
-        var current = state.State;
+        var current = _state;
         var assigned = current.Assigned.Find(a => a.Producer == item.ProducerId && a.Sequence == item.Sequence);
         if (assigned is null)
         {
@@ -248,7 +250,7 @@ internal sealed partial class PartitionGrain(
     /// <summary>Applies the producer's held items that are now next in its sequence.</summary>
     private async Task ApplyHeldAsync(Guid producer)
     {
-        var current = state.State;
+        var current = _state;
         while (true)
         {
             var last = current.LastSequence[producer];
@@ -264,7 +266,7 @@ internal sealed partial class PartitionGrain(
     /// <summary>Stops waiting for missing items: records them as dead letters and applies what was held.</summary>
     private async Task SkipGapsAsync(string reason)
     {
-        var current = state.State;
+        var current = _state;
         var letters = new List<DeadLetter>();
         if (current.Assigned.Count > 0)
         {
@@ -300,7 +302,7 @@ internal sealed partial class PartitionGrain(
 
     private async Task OnGapTimerAsync(CancellationToken cancellationToken)
     {
-        var held = state.State.Held;
+        var held = _state.Held;
         if (held.Count > 0 && _definition is not null &&
             time.GetUtcNow().ToUnixTimeMilliseconds() - held.Min(h => h.ArrivedAtMs) >= (long)options.SequenceGapTimeout.TotalMilliseconds)
         {
@@ -316,7 +318,7 @@ internal sealed partial class PartitionGrain(
         if (reminderName != GapReminder) return;
         _reminderRegistered = true;
         // Activation restarted the timer if items are held; without any, the reminder is no longer needed.
-        if (state.State.Held.Count == 0)
+        if (_state.Held.Count == 0)
         {
             if (await this.GetReminder(reminderName) is { } reminder) await this.UnregisterReminder(reminder);
             _reminderRegistered = false;
@@ -326,7 +328,7 @@ internal sealed partial class PartitionGrain(
     /// <summary>A timer while items wait behind a gap (and a reminder, which brings the partition back if its silo dies).</summary>
     private async Task UpdateGapTimerAsync()
     {
-        var waiting = state.State.Held.Count > 0;
+        var waiting = _state.Held.Count > 0;
         if (waiting && _gapTimer is null)
         {
             var period = TimeSpan.FromMilliseconds(Math.Clamp(options.SequenceGapTimeout.TotalMilliseconds / 4, 100, 10_000));
@@ -355,7 +357,7 @@ internal sealed partial class PartitionGrain(
     private void Notify(Guid producer)
     {
         if (!_waiters.TryGetValue(producer, out var list)) return;
-        var applied = state.State.LastSequence.GetValueOrDefault(producer);
+        var applied = _state.LastSequence.GetValueOrDefault(producer);
         foreach (var (sequence, done) in list)
         {
             if (sequence <= applied) done.TrySetResult();
@@ -364,7 +366,7 @@ internal sealed partial class PartitionGrain(
 
     private void RememberSequence(Guid producer, long sequence)
     {
-        var current = state.State;
+        var current = _state;
         if (!current.LastSequence.ContainsKey(producer))
         {
             current.ProducerOrder.Add(producer);
@@ -386,7 +388,7 @@ internal sealed partial class PartitionGrain(
     /// <summary>Moves the producer to the most recently heard from end (cheap: the active producer is usually last already).</summary>
     private void TouchProducer(Guid producer)
     {
-        var order = state.State.ProducerOrder;
+        var order = _state.ProducerOrder;
         if (order.Count == 0 || order[^1] == producer) return;
         var at = order.LastIndexOf(producer);
         if (at < 0) return;

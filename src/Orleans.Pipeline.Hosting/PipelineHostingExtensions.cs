@@ -131,7 +131,6 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton(_ => new SqliteKeyStateStore(connectionString));
         silo.Services.AddSingleton<IKeyStateStore>(sp => sp.GetRequiredService<SqliteKeyStateStore>());
         silo.Services.AddSingleton(new EmbeddedQueueOptions { Capacity = options.EmbeddedQueueCapacity });
-        AddGrainStorage(silo, PipelineStorage.StateStorage, "System.Data.SQLite", connectionString);
         silo.AddMemoryGrainStorage("PubSubStore");
         var queues = options.Cluster.StreamQueues;
         silo.AddPersistentStreams(PipelineNames.StreamProvider, (sp, name) => EmbeddedQueueAdapterFactory.Create(sp, name, queues), streams =>
@@ -165,7 +164,6 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton(new PostgresStartup.Settings(connectionString, options.MigrateOnStart));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, PostgresStartup>();
 
-        AddGrainStorage(silo, PipelineStorage.StateStorage, PipelineClientBuilderExtensions.PostgresInvariant, connectionString);
         AddGrainStorage(silo, "PubSubStore", PipelineClientBuilderExtensions.PostgresInvariant, connectionString);
         silo.UseAdoNetReminderService(o =>
         {

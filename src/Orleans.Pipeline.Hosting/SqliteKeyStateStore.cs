@@ -98,13 +98,29 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
         return pending.Version;
     }
 
-    /// <summary>Waits until everything written so far is in the file.</summary>
+    /// <summary>
+    /// Waits until everything written so far is in the file: every state pending now becomes a durable write (the
+    /// same mechanism a deactivating key uses), and this waits for all of them.
+    /// </summary>
     public async Task FlushAsync()
     {
-        var marker = new Pending([], 0, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        _pending[("", "\0flush")] = marker;
+        var waits = new List<Task>();
+        foreach (var key in _pending.Keys)
+        {
+            var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            // A key written in the meantime is gone from the pending states: nothing left to wait for.
+            while (_pending.TryGetValue(key, out var current))
+            {
+                var marked = Replace(current, current with { Durable = durable });
+                if (!_pending.TryUpdate(key, marked, current)) continue;
+                waits.Add(marked.Durable!.Task);
+                break;
+            }
+        }
+
+        if (waits.Count == 0) return;
         if (_wake.CurrentCount == 0) _wake.Release();
-        await marker.Durable!.Task;
+        await Task.WhenAll(waits);
     }
 
     private async Task WriteLoopAsync()
@@ -173,7 +189,6 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
         command.Prepare();
         foreach (var ((pipeline, key), pending) in group)
         {
-            if (pending.Payload.Length == 0 && key == "\0flush") continue;
             p.Value = pipeline;
             k.Value = key;
             v.Value = pending.Version;
