@@ -297,17 +297,18 @@ internal static class Bench
                 digest = Digest(closed);
             }
 
-            // What an idle key costs: its stored row (embedded: the SQLite file, written through).
-            long storedPerKey = 0;
-            if (system is "embedded" && host.Services.GetService<SqliteKeyStateStore>() is { } sqlite)
-            {
-                await sqlite.FlushAsync();
-                storedPerKey = await StoredBytesPerKeyAsync(database, keys);
-            }
-
             Latency? measured = null;
             if (latency && system is "embedded" or "postgres" && keys <= 100_000)
                 measured = await MeasureLatencyAsync(host, client, keys, events / elapsed.TotalSeconds / 2, TimeSpan.FromSeconds(quick ? 3 : 8));
+
+            // What an idle key costs: its stored row once its grain has deactivated (which writes its whole state).
+            long storedPerKey = 0;
+            if (system is "embedded" && host.Services.GetService<SqliteKeyStateStore>() is { } sqlite)
+            {
+                await clusterClient.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+                await sqlite.FlushAsync();
+                storedPerKey = await StoredBytesPerKeyAsync(database, keys);
+            }
 
             return new Row(system, keys, events, events / elapsed.TotalSeconds, events / Math.Max(cpuUsed.TotalSeconds, 1e-3),
                 workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured, storedPerKey);
