@@ -152,6 +152,7 @@ try
                 options.Cluster = cluster;
                 options.DatabasePath = databasePath;
                 options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
+                options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
             }));
     }
 

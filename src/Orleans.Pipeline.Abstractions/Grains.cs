@@ -43,3 +43,19 @@ public interface IPipelineCatalogGrain : IGrainWithIntegerKey
     [ReadOnly]
     Task<PipelineDefinition[]> GetPipelinesAsync();
 }
+
+/// <summary>
+/// A silo's recent-results log of one pipeline (key: the pipeline), for subscribers that fell behind the live feed
+/// and for gateway subscribers that resume from a position. The log is bounded: it holds the latest results only,
+/// and says from which position on. In embedded mode (one silo) it holds every result of the last
+/// <c>RecentResults</c> batches; in cluster mode each silo has its own, and the results table is the full record.
+/// </summary>
+public interface IResultLogGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Up to <paramref name="max"/> batches after <paramref name="after"/>. With a positive <paramref name="wait"/>
+    /// and nothing after that position yet, waits up to that long for the next results.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<ResultLogPage> ReadAsync(long after, int max, TimeSpan wait);
+}

@@ -37,10 +37,35 @@ public sealed record KeyWindows(
     [property: Id(5)] long DuplicateBatches);
 
 /// <summary>
-/// The live results stream item: what one partition item (or one key's timer) produced, for many keys at once, so
-/// the rate of messages does not grow with the number of keys.
+/// The live results stream item: what one silo's keys fired during one interval, for many keys at once, so the rate
+/// of messages does not grow with the number of keys. Every key's batch has a position in its silo's feed of the
+/// pipeline: <paramref name="Batches"/>[i] is at <paramref name="FirstPosition"/> + i of <paramref name="Origin"/>.
+/// A subscriber that sees a position skipped knows it missed results, and can read them back from the silo's
+/// recent-results log (<see cref="IResultLogGrain"/>) while it still holds them.
 /// </summary>
+/// <param name="Pipeline">The pipeline.</param>
+/// <param name="Batches">Keys' result batches, in the order the keys fired.</param>
+/// <param name="Origin">The silo whose feed this is (its address and generation: a restarted silo is a new origin).</param>
+/// <param name="FirstPosition">The feed position of the first batch (positions start at 1).</param>
 [GenerateSerializer, Immutable, Alias("pipeline.result-feed")]
 public sealed record ResultFeed(
     [property: Id(0)] string Pipeline,
-    [property: Id(1)] ResultBatch[] Batches);
+    [property: Id(1)] ResultBatch[] Batches,
+    [property: Id(2)] string Origin,
+    [property: Id(3)] long FirstPosition);
+
+/// <summary>
+/// Part of a silo's recent-results log of a pipeline: the batches after a position, and what the log still holds.
+/// </summary>
+/// <param name="Origin">The silo whose log this is.</param>
+/// <param name="Oldest">The oldest position the log still holds (positions before it were overwritten).</param>
+/// <param name="Latest">The latest position written so far (0: none).</param>
+/// <param name="FirstPosition">The position of <paramref name="Batches"/>[0].</param>
+/// <param name="Batches">Batches from <paramref name="FirstPosition"/> on, in order.</param>
+[GenerateSerializer, Immutable, Alias("pipeline.result-log-page")]
+public sealed record ResultLogPage(
+    [property: Id(0)] string Origin,
+    [property: Id(1)] long Oldest,
+    [property: Id(2)] long Latest,
+    [property: Id(3)] long FirstPosition,
+    [property: Id(4)] ResultBatch[] Batches);

@@ -46,9 +46,6 @@ public sealed class GatewayOptions
     /// <summary>How long the gateway gathers events of a key from concurrent requests into one batch.</summary>
     public TimeSpan Linger { get; set; } = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>Subscriber buffer, in result batches: a subscriber that falls this far behind is disconnected (it may resume).</summary>
-    public int SubscriberBuffer { get; set; } = 10_000;
-
     /// <summary>
     /// API keys by caller name. Empty: no authentication (every caller may do everything; a warning is logged at
     /// start). Otherwise every call needs one of these keys.
@@ -71,7 +68,6 @@ public sealed class GatewayOptions
         if (MaxInFlightEvents < MaxEventsPerRequest) yield return $"{Section}:MaxInFlightEvents must be at least MaxEventsPerRequest";
         if (PublishTimeout <= TimeSpan.Zero) yield return $"{Section}:PublishTimeout must be positive";
         if (Linger < TimeSpan.Zero || Linger > TimeSpan.FromSeconds(1)) yield return $"{Section}:Linger must be in [0, 1 s]";
-        if (SubscriberBuffer < 1) yield return $"{Section}:SubscriberBuffer must be at least 1";
         foreach (var (name, key) in ApiKeys)
         {
             if (!ApiKeyHash.IsValid(key.Hash))

@@ -74,50 +74,72 @@ internal sealed partial class GatewayService(
         var pipeline = await KnownPipelineAsync(request.Pipeline);
         GatewayAccess.Authorize(caller, Access.Read, pipeline.Name);
         var keys = request.Keys.ToHashSet(StringComparer.Ordinal);
+        if (resultReader is not null)
+        {
+            var outputs = pipeline.OutputNames();
+            // Cluster mode: from the results table, in change order, at the subscriber's pace; every batch carries
+            // the change id to resume from.
+            var after = request.HasAfterChangeId ? request.AfterChangeId : await resultReader.LatestSettledChangeAsync(pipeline.Name, context.CancellationToken);
+            await ResumeAsync(pipeline.Name, outputs, after, keys, responseStream, context.CancellationToken);
+            return;
+        }
+
+        await FollowRecentResultsAsync(pipeline, keys, request.HasAfterChangeId ? request.AfterChangeId : null, responseStream, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// Embedded mode: follows the silo's recent-results log at the subscriber's pace (it pushes back instead of
+    /// buffering); every batch carries its position as change id. A subscriber that falls further behind than the
+    /// log reaches, or resumes from a position it no longer holds, is told (OUT_OF_RANGE) what it missed and where it
+    /// can go on from.
+    /// </summary>
+    private async Task FollowRecentResultsAsync(PipelineDefinition pipeline, HashSet<string> keys, long? afterChangeId, IServerStreamWriter<V1.ResultBatch> responseStream, CancellationToken cancellationToken)
+    {
         var outputs = pipeline.OutputNames();
         var fields = pipeline.Windowing.Fields;
-        if (request.HasAfterChangeId)
+        var first = await client.ReadRecentResultsAsync(pipeline.Name, long.MaxValue - 1, 1, TimeSpan.Zero);
+        var origin = first.Origin;
+        var after = afterChangeId ?? first.Latest;
+        if (after < 0) throw Invalid("after_change_id must not be negative");
+        if (after > first.Latest)
         {
-            if (resultReader is null)
-                throw new RpcException(new Status(StatusCode.FailedPrecondition, "after_change_id needs cluster mode: embedded mode keeps no results table to resume from"));
-            await ResumeAsync(pipeline.Name, outputs, request.AfterChangeId, keys, responseStream, context.CancellationToken);
-            return;
+            throw new RpcException(new Status(StatusCode.OutOfRange,
+                $"after_change_id {after} is beyond the latest result position {first.Latest} of the recent-results log (the silo may have restarted since); subscribe without after_change_id to follow from now, and query the keys for their windows"));
         }
 
-        // Live: a bounded buffer per subscriber; one that falls too far behind is disconnected rather than slowing
-        // the pipeline's results for everyone.
-        var channel = Channel.CreateBounded<ResultBatch>(new BoundedChannelOptions(options.SubscriberBuffer) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        var overflowed = false;
-        await using var subscription = await client.SubscribeAsync(pipeline.Name, batch =>
-        {
-            if ((keys.Count == 0 || keys.Contains(batch.Key)) && !channel.Writer.TryWrite(batch))
-            {
-                overflowed = true;
-                channel.Writer.TryComplete();
-            }
-
-            return Task.CompletedTask;
-        });
         try
         {
-            await foreach (var batch in channel.Reader.ReadAllAsync(context.CancellationToken))
+            while (!cancellationToken.IsCancellationRequested)
             {
-                var wire = new V1.ResultBatch { Pipeline = batch.Pipeline, Key = batch.Key };
-                wire.Results.AddRange(batch.Results.Select(r => GatewayMapping.ToWire(r, outputs)));
-                wire.LateEvents.AddRange(batch.LateEvents.Select(l => GatewayMapping.ToWire(l, fields)));
-                await responseStream.WriteAsync(wire, context.CancellationToken);
+                var page = await client.ReadRecentResultsAsync(pipeline.Name, after, 1_024, TimeSpan.FromSeconds(2));
+                if (page.Origin != origin)
+                {
+                    throw new RpcException(new Status(StatusCode.Unavailable,
+                        "the silo serving this pipeline's results restarted; its result positions start again: subscribe again, and query the keys for what happened in between"));
+                }
+
+                if (page.Oldest > after + 1)
+                {
+                    throw new RpcException(new Status(StatusCode.OutOfRange,
+                        $"results after change {after} are no longer in the recent-results log (it holds changes {page.Oldest}-{page.Latest}; the subscriber fell behind by more than it holds): " +
+                        $"resubscribe with after_change_id={page.Oldest - 1} to go on from the oldest it holds, and query the keys for the windows in between"));
+                }
+
+                for (var i = 0; i < page.Batches.Length; i++)
+                {
+                    var batch = page.Batches[i];
+                    if (keys.Count > 0 && !keys.Contains(batch.Key)) continue;
+                    var wire = new V1.ResultBatch { Pipeline = batch.Pipeline, Key = batch.Key, ChangeId = page.FirstPosition + i };
+                    wire.Results.AddRange(batch.Results.Select(r => GatewayMapping.ToWire(r, outputs)));
+                    wire.LateEvents.AddRange(batch.LateEvents.Select(l => GatewayMapping.ToWire(l, fields)));
+                    await responseStream.WriteAsync(wire, cancellationToken);
+                }
+
+                after = page.FirstPosition + page.Batches.Length - 1;
             }
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return;
-        }
-
-        if (overflowed)
-        {
-            throw new RpcException(new Status(StatusCode.ResourceExhausted,
-                $"the subscriber fell more than {options.SubscriberBuffer} result batches behind and was disconnected" +
-                (resultReader is null ? "" : "; resubscribe with after_change_id to catch up from the results table")));
         }
     }
 

@@ -54,6 +54,12 @@ public sealed class PipelineSiloOptions
     /// </summary>
     public TimeSpan KeyIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Key result batches each pipeline's recent-results log holds on a silo (<see cref="LiveResultsOptions.RecentResults"/>):
+    /// how far a live subscriber may fall behind and still catch up from the log.
+    /// </summary>
+    public int RecentResults { get; set; } = new LiveResultsOptions().RecentResults;
+
     /// <summary>Embedded mode: events each in-memory event queue holds at most before publishers wait (<see cref="EmbeddedQueueOptions.Capacity"/>).</summary>
     public int EmbeddedQueueCapacity { get; set; } = 262_144;
 }
@@ -74,11 +80,13 @@ public static class PipelineHostingExtensions
         configure(options);
         var cluster = options.Cluster;
         var problems = cluster.Validate().ToList();
+        if (options.RecentResults < 1) problems.Add("Pipeline:RecentResults must be at least 1");
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems));
         var catalog = new PipelineCatalog(options.Pipelines, options.Registry);
 
         silo.Services.AddSingleton(catalog);
         silo.Services.AddSingleton(TimeProvider.System);
+        silo.Services.AddSingleton(new LiveResultsOptions { RecentResults = options.RecentResults });
         silo.Services.AddSingleton<LiveResults>();
         silo.Services.AddSingleton<PipelineLatencies>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LiveResults>());

@@ -17,6 +17,18 @@ public sealed class PostgresResultReader(NpgsqlDataSource dataSource)
     /// <summary>How old a change must be before it is read.</summary>
     public static readonly TimeSpan Settle = TimeSpan.FromSeconds(1);
 
+    /// <summary>The latest change of <paramref name="pipeline"/> old enough to read (0 when there is none): where a subscriber "from now" starts.</summary>
+    public async Task<long> LatestSettledChangeAsync(string pipeline, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT coalesce(max(change_id), 0) FROM pipeline_window_results
+            WHERE pipeline = @pipeline AND updated_at < now() - @settle
+            """);
+        command.Parameters.AddWithValue("pipeline", pipeline);
+        command.Parameters.AddWithValue("settle", Settle);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     /// <summary>Up to <paramref name="limit"/> results of <paramref name="pipeline"/> changed after <paramref name="afterChangeId"/>, oldest change first.</summary>
     public async Task<IReadOnlyList<StoredResult>> ReadChangesAsync(string pipeline, IReadOnlyList<string> outputNames, long afterChangeId, IReadOnlyCollection<string> keys, int limit, CancellationToken cancellationToken)
     {

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Gateway;
+using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.Tests.PostgreSql;
 
 namespace Orleans.Pipeline.Tests.Gateway;
@@ -30,15 +31,18 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public GrpcChannel Channel { get; }
 
+    /// <summary>The gateway's own pipeline client (the cluster side of the gateway).</summary>
+    public PipelineClient Pipeline => _app.Services.GetRequiredService<PipelineClient>();
+
     /// <summary>The loopback address, when on a real port.</summary>
     public Uri? Address { get; }
 
     /// <summary>An HTTP client for the JSON routes (test server only).</summary>
     public HttpClient Json() => _app.GetTestServer().CreateClient();
 
-    public static async Task<GatewayHost> StartAsync(GatewayOptions? options = null, bool realPort = false, X509Certificate2? certificate = null)
+    public static async Task<GatewayHost> StartAsync(GatewayOptions? options = null, bool realPort = false, X509Certificate2? certificate = null, Action<PipelineSiloOptions>? silo = null)
     {
-        var cluster = await PipelineCluster.StartAsync();
+        var cluster = await PipelineCluster.StartAsync(configure: silo);
         return await StartAsync(cluster.Client, new PipelineClusterOptions(), cluster, options, realPort, certificate);
     }
 

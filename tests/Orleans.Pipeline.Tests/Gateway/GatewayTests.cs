@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Reflection.V1Alpha;
@@ -279,27 +281,60 @@ public sealed class GatewayTests
     }
 
     [Fact]
-    public async Task A_subscriber_that_falls_behind_is_disconnected_with_resource_exhausted_instead_of_buffering_without_bound()
+    public async Task A_subscriber_that_falls_behind_the_recent_results_log_is_told_where_to_go_on_and_resumes_from_there()
     {
-        await using var host = await GatewayHost.StartAsync(new GatewayOptions { SubscriberBuffer = 8 }, realPort: true);
+        await using var host = await GatewayHost.StartAsync(realPort: true, silo: o => o.RecentResults = 64);
         using var client = host.NewClient();
         var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
         using var call = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling" });
         await Task.Delay(500); // the subscription registers; this reader then reads nothing for a while
 
-        // Thousands of closed windows, a result batch each: far more than the transport's window and the buffer hold.
+        // Thousands of closed windows over many keys' result batches: far more than the transport's window and the log hold.
         for (var chunk = 0; chunk < 20; chunk++)
             await client.PublishAsync("tumbling", Enumerable.Range(chunk * 500, 500).Select(i => new PipelineEvent($"busy-{i % 50}", i * 20L, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })));
+        await WaitUntilAsync(async () => (await host.Pipeline.ReadRecentResultsAsync("tumbling", 0, 1, TimeSpan.Zero)).Latest > 300, "over 300 result batches emitted (the log holds 64)");
 
-        var read = 0;
+        var changes = new List<long>();
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
         {
             using var cancel = new CancellationTokenSource(Deadline);
-            while (await call.ResponseStream.MoveNext(cancel.Token)) read++;
+            while (await call.ResponseStream.MoveNext(cancel.Token)) changes.Add(call.ResponseStream.Current.ChangeId);
         });
-        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
-        Assert.Contains("fell more than 8 result batches behind", error.Status.Detail, StringComparison.Ordinal);
-        Assert.True(read < 10_000, $"{read} batches were read before the disconnect");
+        Assert.Equal(StatusCode.OutOfRange, error.StatusCode);
+        Assert.Contains("the subscriber fell behind by more than it holds", error.Status.Detail, StringComparison.Ordinal);
+        // What it did get came in order, without a gap: positions count up by one.
+        Assert.Equal(Enumerable.Range(0, changes.Count).Select(i => changes[0] + i), changes);
+
+        var resumeFrom = long.Parse(Regex.Match(error.Status.Detail, @"after_change_id=(\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.True(resumeFrom > changes.DefaultIfEmpty(0).Last(), $"told to go on from {resumeFrom}, after the {changes.LastOrDefault()} it had");
+        using var resumed = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling", AfterChangeId = resumeFrom });
+        using var deadline = new CancellationTokenSource(Deadline);
+        Assert.True(await resumed.ResponseStream.MoveNext(deadline.Token));
+        Assert.Equal(resumeFrom + 1, resumed.ResponseStream.Current.ChangeId);
+
+        // And it follows on live: a new key's window arrives on the resumed subscription.
+        await client.PublishAsync("tumbling", [new PipelineEvent("after-resume", 1_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }),
+            new PipelineEvent("after-resume", 2_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        var last = resumed.ResponseStream.Current.ChangeId;
+        while (await resumed.ResponseStream.MoveNext(deadline.Token))
+        {
+            Assert.Equal(last + 1, resumed.ResponseStream.Current.ChangeId);
+            last = resumed.ResponseStream.Current.ChangeId;
+            if (resumed.ResponseStream.Current.Key == "after-resume") break;
+        }
+
+        Assert.Equal("after-resume", resumed.ResponseStream.Current.Key);
+    }
+
+    [Fact]
+    public async Task Resuming_from_a_position_beyond_the_recent_results_log_is_out_of_range()
+    {
+        await using var host = await GatewayHost.StartAsync();
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        using var call = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling", AfterChangeId = 1_000_000 });
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.OutOfRange, error.StatusCode);
+        Assert.Contains("after_change_id 1000000 is beyond the latest result position", error.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
