@@ -292,7 +292,15 @@ public sealed class GatewayTests
         // Thousands of closed windows over many keys' result batches: far more than the transport's window and the log hold.
         for (var chunk = 0; chunk < 20; chunk++)
             await client.PublishAsync("tumbling", Enumerable.Range(chunk * 500, 500).Select(i => new PipelineEvent($"busy-{i % 50}", i * 20L, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })));
-        await WaitUntilAsync(async () => (await host.Pipeline.ReadRecentResultsAsync("tumbling", 0, 1, TimeSpan.Zero)).Latest > 300, "over 300 result batches emitted (the log holds 64)");
+        long emitted = 0;
+        await WaitUntilAsync(async () =>
+        {
+            // Over 300 batches (the log holds 64), and no more coming: the resumption below must not race new results.
+            var before = emitted;
+            emitted = (await host.Pipeline.ReadRecentResultsAsync("tumbling", 0, 1, TimeSpan.Zero)).Latest;
+            await Task.Delay(500);
+            return emitted > 300 && emitted == before;
+        }, "over 300 result batches emitted, and then no more");
 
         var changes = new List<long>();
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
@@ -305,13 +313,31 @@ public sealed class GatewayTests
         // What it did get came in order, without a gap: positions count up by one.
         Assert.Equal(Enumerable.Range(0, changes.Count).Select(i => changes[0] + i), changes);
 
-        var resumeFrom = long.Parse(Regex.Match(error.Status.Detail, @"after_change_id=(\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
-        Assert.True(resumeFrom > changes.DefaultIfEmpty(0).Last(), $"told to go on from {resumeFrom}, after the {changes.LastOrDefault()} it had");
-        using var resumed = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling", AfterChangeId = resumeFrom });
+        // Resubscribe where told. The log may have moved on since the error was written (it was, while this reader
+        // read nothing); then the resubscription is told again, with a newer position, and so on until it catches on.
+        var told = error.Status.Detail;
         using var deadline = new CancellationTokenSource(Deadline);
-        Assert.True(await resumed.ResponseStream.MoveNext(deadline.Token));
-        Assert.Equal(resumeFrom + 1, resumed.ResponseStream.Current.ChangeId);
+        AsyncServerStreamingCall<V1.ResultBatch>? resumed = null;
+        for (var attempt = 0; resumed is null; attempt++)
+        {
+            Assert.True(attempt < 5, $"never caught on: {told}");
+            var resumeFrom = long.Parse(Regex.Match(told, @"after_change_id=(\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+            Assert.True(resumeFrom >= changes.DefaultIfEmpty(0).Last(), $"told to go on from {resumeFrom}, before the {changes.LastOrDefault()} it had");
+            var call2 = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling", AfterChangeId = resumeFrom });
+            try
+            {
+                Assert.True(await call2.ResponseStream.MoveNext(deadline.Token));
+                Assert.Equal(resumeFrom + 1, call2.ResponseStream.Current.ChangeId);
+                resumed = call2;
+            }
+            catch (RpcException again) when (again.StatusCode == StatusCode.OutOfRange)
+            {
+                told = again.Status.Detail;
+                call2.Dispose();
+            }
+        }
 
+        using var _ = resumed;
         // And it follows on live: a new key's window arrives on the resumed subscription.
         await client.PublishAsync("tumbling", [new PipelineEvent("after-resume", 1_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }),
             new PipelineEvent("after-resume", 2_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
