@@ -326,6 +326,31 @@ public sealed class PipelineClient : IAsyncDisposable
                     $"pipeline '{buffer.Pipeline}', partition {buffer.Partition}: an item of {batch.Count} events could not be stored after {_options.MaxAttempts} attempts", e);
                 lock (_failures) _failures.Enqueue(failure);
                 waiters?.TrySetException(failure);
+                await AbandonAsync(buffer, batch.Sequence);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Tells the partition that this producer gave up an item, so that its later items do not wait for it (the gap
+    /// timeout would otherwise hold them); if the item was stored after all, the partition still applies it once.
+    /// </summary>
+    private async Task AbandonAsync(PartitionBuffer buffer, long sequence)
+    {
+        var grain = _cluster.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey(buffer.Pipeline, buffer.Partition));
+        var delay = _options.RetryDelay;
+        for (var attempt = 1; attempt <= _options.MaxAttempts; attempt++)
+        {
+            try
+            {
+                await grain.AbandonAsync(ProducerId, sequence);
+                return;
+            }
+            catch (Exception e) when (e is not ArgumentException)
+            {
+                // Unreachable for now: try again; past the attempts, the partition's gap timeout moves on instead.
+                await Task.Delay(delay, _time);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }
     }

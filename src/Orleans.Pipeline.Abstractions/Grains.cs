@@ -34,6 +34,12 @@ public interface IPartitionGrain : IGrainWithStringKey
     /// </summary>
     [AlwaysInterleave]
     Task<long> WaitForAppliedAsync(Guid producer, long sequence, TimeSpan timeout);
+
+    /// <summary>
+    /// The producer gave up sending item <paramref name="sequence"/> (it may or may not have been stored): its later
+    /// items need not wait for it. If it turns up after all, it is applied once.
+    /// </summary>
+    Task AbandonAsync(Guid producer, long sequence);
 }
 
 /// <summary>The pipelines a silo runs, for clients (one per cluster: key 0).</summary>

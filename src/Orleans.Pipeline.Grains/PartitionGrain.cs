@@ -115,6 +115,41 @@ internal sealed partial class PartitionGrain(
         return _state.LastSequence.GetValueOrDefault(producer);
     }
 
+    public async Task AbandonAsync(Guid producer, long sequence)
+    {
+        var current = _state;
+        if (sequence <= current.LastSequence.GetValueOrDefault(producer) && current.LastSequence.ContainsKey(producer)) return;
+        if (current.Held.Exists(h => h.Item.ProducerId == producer && h.Item.Sequence == sequence)) return; // it arrived after all
+        if (!current.Abandoned.TryGetValue(producer, out var abandoned)) current.Abandoned[producer] = abandoned = [];
+        if (!abandoned.Contains(sequence)) abandoned.Add(sequence);
+        if (!current.LastSequence.ContainsKey(producer) && sequence == 1) RememberSequence(producer, 0);
+        if (current.LastSequence.ContainsKey(producer))
+        {
+            PassAbandoned(producer);
+            if (current.Assigned.Count == 0) await ApplyHeldAsync(producer);
+        }
+
+        await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
+        Notify(producer);
+    }
+
+    /// <summary>Moves the producer's progress past the abandoned sequences right after it (as if skipped).</summary>
+    private void PassAbandoned(Guid producer)
+    {
+        var current = _state;
+        if (!current.Abandoned.TryGetValue(producer, out var abandoned) || !current.LastSequence.TryGetValue(producer, out var last)) return;
+        while (abandoned.Remove(last + 1))
+        {
+            last++;
+            RememberSequence(producer, last);
+            if (!current.Skipped.TryGetValue(producer, out var skipped)) current.Skipped[producer] = skipped = [];
+            skipped.Add(last);
+        }
+
+        abandoned.RemoveAll(s => s <= last);
+        if (abandoned.Count == 0) current.Abandoned.Remove(producer);
+    }
+
     public async Task OnNextAsync(PartitionBatch item, StreamSequenceToken? token = null)
     {
         if (item.Problem() is { } problem)
@@ -131,6 +166,7 @@ internal sealed partial class PartitionGrain(
 
         var current = _state;
         var producer = item.ProducerId;
+        if (current.Abandoned.Count > 0) PassAbandoned(producer);
         if (current.Assigned.Count > 0 && !current.Assigned.Exists(a => a.Producer == producer && a.Sequence == item.Sequence) &&
             item.Sequence > current.LastSequence.GetValueOrDefault(producer))
         {
@@ -256,6 +292,12 @@ internal sealed partial class PartitionGrain(
             var last = current.LastSequence[producer];
             current.Held.RemoveAll(h => h.Item.ProducerId == producer && h.Item.Sequence <= last);
             var next = current.Held.FindIndex(h => h.Item.ProducerId == producer && h.Item.Sequence == last + 1);
+            if (next < 0 && current.Abandoned.ContainsKey(producer))
+            {
+                PassAbandoned(producer);
+                if (current.LastSequence[producer] > last) continue;
+            }
+
             if (next < 0) return;
             var item = current.Held[next].Item;
             await ForwardAsync(item);
@@ -374,6 +416,7 @@ internal sealed partial class PartitionGrain(
             {
                 current.LastSequence.Remove(current.ProducerOrder[0]);
                 current.Skipped.Remove(current.ProducerOrder[0]);
+                current.Abandoned.Remove(current.ProducerOrder[0]);
                 current.ProducerOrder.RemoveAt(0);
             }
         }

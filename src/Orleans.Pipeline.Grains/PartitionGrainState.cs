@@ -30,6 +30,13 @@ internal sealed class PartitionGrainState
 
     /// <summary>Items dropped as repeats.</summary>
     [Id(6)] public long DuplicateItems { get; set; }
+
+    /// <summary>
+    /// Per producer, sequences ahead of its progress that the producer gave up sending: when the producer's progress
+    /// reaches one, it moves past it at once instead of waiting out the gap timeout (and applies it once if it turns
+    /// up after all, like a skipped one).
+    /// </summary>
+    [Id(7)] public Dictionary<Guid, List<long>> Abandoned { get; set; } = [];
 }
 
 /// <summary>An item held behind a sequence gap, and when it arrived (Unix milliseconds).</summary>

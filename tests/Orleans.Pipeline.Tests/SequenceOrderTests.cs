@@ -56,6 +56,58 @@ public sealed class SequenceOrderTests
         Assert.Equal(4, windows.Open.Sum(w => w.EventCount));
     }
 
+    [Fact]
+    public async Task A_long_lived_producer_keeps_its_dedupe_mark_while_thousands_of_short_lived_producers_come_and_go()
+    {
+        await using var cluster = await PipelineCluster.StartAsync(sequenceGapTimeout: TimeSpan.FromSeconds(1));
+        var (stream, grain) = Key(cluster, "lru");
+        var partition = cluster.Client.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey("tumbling", PipelineNames.PartitionOf("lru", PipelineCluster.Pipelines[0].Partitions)));
+        var gateway = Guid.NewGuid(); // heard from first, and then all the time
+        var time = 0L;
+
+        await stream.OnNextAsync(Batch("lru", gateway, 1, ++time));
+        var shortLived = 0;
+        for (var round = 0; round < 5; round++)
+        {
+            // More producers than the partition remembers, each heard from once; the long-lived one keeps talking.
+            for (var i = 0; i < 1_000; i++, shortLived++) await stream.OnNextAsync(Batch("lru", Guid.NewGuid(), 1, ++time));
+            await stream.OnNextAsync(Batch("lru", gateway, round + 2, ++time));
+            Assert.Equal((long)round + 2, await partition.WaitForAppliedAsync(gateway, round + 2, TimeSpan.FromSeconds(30)));
+        }
+
+        Assert.True(shortLived > 4_096);
+        await stream.OnNextAsync(Batch("lru", gateway, 3, ++time)); // an old item redelivered: dropped, not applied again
+        await stream.OnNextAsync(Batch("lru", gateway, 7, ++time));
+        Assert.Equal(7L, await partition.WaitForAppliedAsync(gateway, 7, TimeSpan.FromSeconds(30)));
+        var windows = await grain.GetWindowsAsync();
+        Assert.Equal(shortLived + 7, windows.AppliedEvents + windows.LateEvents);
+    }
+
+    [Fact]
+    public async Task An_item_its_producer_gave_up_leaves_no_gap_and_is_applied_once_if_it_was_stored_after_all()
+    {
+        // A gap timeout far beyond the test: only the producer's word can move the partition past the gap.
+        await using var cluster = await PipelineCluster.StartAsync(sequenceGapTimeout: TimeSpan.FromMinutes(10));
+        var (stream, grain) = Key(cluster, "abandoned");
+        var partition = cluster.Client.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey("tumbling", PipelineNames.PartitionOf("abandoned", PipelineCluster.Pipelines[0].Partitions)));
+        var producer = Guid.NewGuid();
+
+        await stream.OnNextAsync(Batch("abandoned", producer, 1, 100));
+        await stream.OnNextAsync(Batch("abandoned", producer, 3, 110));
+        await partition.AbandonAsync(producer, 2);
+        await stream.OnNextAsync(Batch("abandoned", producer, 5, 130));
+        await partition.AbandonAsync(producer, 4);
+        Assert.Equal(5L, await partition.WaitForAppliedAsync(producer, 5, TimeSpan.FromSeconds(30)));
+
+        // Item 2 had been stored after all, and is delivered (twice): applied once.
+        await stream.OnNextAsync(Batch("abandoned", producer, 2, 105));
+        await stream.OnNextAsync(Batch("abandoned", producer, 2, 105));
+        await stream.OnNextAsync(Batch("abandoned", producer, 6, 140));
+        Assert.Equal(6L, await partition.WaitForAppliedAsync(producer, 6, TimeSpan.FromSeconds(30)));
+        var windows = await grain.GetWindowsAsync();
+        Assert.Equal(5, windows.AppliedEvents + windows.LateEvents);
+    }
+
     private static (Streams.IAsyncStream<PartitionBatch> Stream, IKeyWindowGrain Grain) Key(PipelineCluster cluster, string key)
     {
         var partition = PipelineNames.PartitionOf(key, PipelineCluster.Pipelines[0].Partitions);
