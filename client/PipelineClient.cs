@@ -96,7 +96,7 @@ public sealed class PipelineClient : IAsyncDisposable
     public async Task PublishAsync(string pipeline, PipelineEvent item, CancellationToken cancellationToken = default)
     {
         var definition = await FindAsync(pipeline);
-        var row = Validate(definition, _fields[definition.Name], item);
+        var row = Validate(definition, _fields[definition.Name], item, _time.GetUtcNow().ToUnixTimeMilliseconds());
         var buffer = BufferFor(definition, item.Key);
         Task? room;
         lock (buffer)
@@ -251,7 +251,7 @@ public sealed class PipelineClient : IAsyncDisposable
         }
     }
 
-    private static double[] Validate(PipelineDefinition definition, IReadOnlyList<string> fields, PipelineEvent item)
+    private static double[] Validate(PipelineDefinition definition, IReadOnlyList<string> fields, PipelineEvent item, long nowMs)
     {
         ArgumentNullException.ThrowIfNull(item);
         if (string.IsNullOrEmpty(item.Key))
@@ -260,6 +260,8 @@ public sealed class PipelineClient : IAsyncDisposable
             throw new ArgumentException($"pipeline '{definition.Name}': event key is longer than {PipelineNames.MaxKeyLength} characters", nameof(item));
         if (definition.Windowing.TimeMode == TimeMode.EventTime && !EventTimeRange.Contains(item.TimeMs))
             throw new ArgumentOutOfRangeException(nameof(item), item.TimeMs, $"pipeline '{definition.Name}', key '{item.Key}': event time {item.TimeMs} is outside [{EventTimeRange.MinMs}, {EventTimeRange.MaxMs}] Unix milliseconds");
+        if (definition.IsTooFarAhead(item.TimeMs, nowMs))
+            throw new ArgumentOutOfRangeException(nameof(item), item.TimeMs, $"pipeline '{definition.Name}', key '{item.Key}': event time {item.TimeMs} is {item.TimeMs - nowMs} ms ahead of the clock ({nowMs}); at most {definition.MaxTimeAheadMs} ms ahead is accepted (the pipeline's MaxTimeAhead)");
 
         var row = new double[fields.Count];
         for (var f = 0; f < fields.Count; f++)
@@ -421,11 +423,12 @@ public sealed class PipelineClient : IAsyncDisposable
         var definition = await FindAsync(pipeline);
         var fields = _fields[definition.Name];
         var rows = new double[events.Count][];
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         for (var i = 0; i < events.Count; i++)
         {
             try
             {
-                rows[i] = Validate(definition, fields, events[i]);
+                rows[i] = Validate(definition, fields, events[i], now);
             }
             catch (ArgumentException e)
             {

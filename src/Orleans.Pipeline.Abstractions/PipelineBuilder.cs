@@ -22,6 +22,7 @@ public sealed class PipelineBuilder
     private string _timeField = "time";
     private int _closedKept = 16;
     private int _partitions = PipelineDefinition.DefaultPartitions;
+    private long _maxTimeAheadMs = PipelineDefinition.DefaultMaxTimeAheadMs;
 
     private PipelineBuilder(string name) => _name = name;
 
@@ -57,6 +58,9 @@ public sealed class PipelineBuilder
     /// <summary>Stream partitions (see <see cref="PipelineDefinition.Partitions"/>).</summary>
     public PipelineBuilder Partitions(int count) => Set(() => _partitions = count);
 
+    /// <summary>How far ahead of the clock an event time may be (see <see cref="PipelineDefinition.MaxTimeAheadMs"/>; zero: no limit).</summary>
+    public PipelineBuilder MaxTimeAhead(TimeSpan ahead) => Set(() => _maxTimeAheadMs = (long)ahead.TotalMilliseconds);
+
     public PipelineBuilder Aggregate(AggregationSpec aggregation) => Set(() => _aggregations.Add(aggregation));
     public PipelineBuilder Count(string? field = null, string? name = null) => Aggregate(AggregationSpec.Count(field, name));
     public PipelineBuilder Sum(string field, string? name = null) => Aggregate(AggregationSpec.Sum(field, name));
@@ -78,7 +82,8 @@ public sealed class PipelineBuilder
             _keyField,
             _timeField,
             _closedKept,
-            _partitions);
+            _partitions,
+            _maxTimeAheadMs);
         var problems = definition.Validate(registry).ToList();
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems));
         return definition;

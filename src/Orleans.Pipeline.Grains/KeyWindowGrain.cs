@@ -175,6 +175,15 @@ internal sealed partial class KeyWindowGrain(
                 continue;
             }
 
+            if (_definition.IsTooFarAhead(slice.Times[i], slice.SentAtMs))
+            {
+                // Measured against when the item was sent, not this silo's clock: a replay decides the same way.
+                _state.RejectedEvents++;
+                _deadLetters.Add(new DeadLetter(slice.ProducerId, slice.Sequence, slice.FirstIndex + i, "event-time-too-far-ahead",
+                    $"event time {slice.Times[i]} is {slice.Times[i] - slice.SentAtMs} ms ahead of when its item was sent ({slice.SentAtMs}); at most {_definition.MaxTimeAheadMs} ms is accepted"));
+                continue;
+            }
+
             if (engine.Process(slice.Times[i], _row, now, _output) == EventOutcome.Late)
             {
                 _late.Add(new LateEventRecord(slice.ProducerId, slice.Sequence, slice.FirstIndex + i,

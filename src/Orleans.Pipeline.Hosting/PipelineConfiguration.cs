@@ -62,6 +62,7 @@ public static class PipelineConfiguration
         public string TimeField { get; set; } = "time";
         public int ClosedWindowsKept { get; set; } = 16;
         public int Partitions { get; set; } = PipelineDefinition.DefaultPartitions;
+        public TimeSpan MaxTimeAhead { get; set; } = TimeSpan.FromMilliseconds(PipelineDefinition.DefaultMaxTimeAheadMs);
         public List<AggregationSettings> Aggregations { get; set; } = [];
 
         internal PipelineDefinition? ToDefinition(string name, List<string> problems)
@@ -90,7 +91,8 @@ public static class PipelineConfiguration
                 KeyField,
                 TimeField,
                 ClosedWindowsKept,
-                Partitions);
+                Partitions,
+                Ms(MaxTimeAhead));
         }
     }
 
