@@ -253,6 +253,8 @@ internal static class Bench
                 ? new PipelineClientOptions { MaxBatchSize = 1, MaxUnappliedBatches = 64, Linger = TimeSpan.Zero }
                 : new PipelineClientOptions());
             var load = Workload(keys, events);
+            // A subscriber to every result on the same machine: in process through the SDK, or over gRPC through the gateway.
+            await using var subscriber = system == "naive" ? null : await SubscriberProbe.StartAsync(client, system == "gateway" ? gateway.Url : null);
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var clock = Stopwatch.StartNew();
             var progress = Stopwatch.StartNew();
@@ -282,6 +284,7 @@ internal static class Bench
             var elapsed = clock.Elapsed;
             var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu + publisherCpu;
             var workingSet = peak.Stop();
+            var followed = subscriber is null ? null : await subscriber.CatchUpAsync(client);
             string? digest = null;
             if (keys <= 100_000 && system != "naive")
             {
@@ -311,7 +314,7 @@ internal static class Bench
             }
 
             return new Row(system, keys, events, events / elapsed.TotalSeconds, events / Math.Max(cpuUsed.TotalSeconds, 1e-3),
-                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured, storedPerKey);
+                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured, storedPerKey, followed);
         }
         finally
         {
@@ -350,6 +353,85 @@ internal static class Bench
         await client.WaitUntilAppliedAsync();
         var (applied, results) = recorder.Snapshot();
         return new Latency(rate, applied.P50, applied.P99, results.P50, results.P99);
+    }
+
+    /// <summary>What the subscriber got: key result batches received of those emitted, missed (told), and how long after the last event was applied it had them all.</summary>
+    private sealed record Followed(long Received, long Emitted, long Missed, double CatchUpMs);
+
+    /// <summary>A subscriber that counts every key result batch it receives, and the positions it was told it missed.</summary>
+    private sealed class SubscriberProbe : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private IAsyncDisposable? _subscription;
+        private Task? _reader;
+        private long _received;
+        private long _missed;
+
+        public static async Task<SubscriberProbe> StartAsync(PipelineClient client, string? gatewayUrl)
+        {
+            var probe = new SubscriberProbe();
+            if (gatewayUrl is null)
+            {
+                probe._subscription = await client.SubscribeAsync(Pipeline.Name, _ =>
+                {
+                    Interlocked.Increment(ref probe._received);
+                    return Task.CompletedTask;
+                }, missed =>
+                {
+                    Interlocked.Add(ref probe._missed, missed.Count);
+                    return Task.CompletedTask;
+                });
+            }
+            else
+            {
+                var gateway = new PipelineGatewayClient(Grpc.Net.Client.GrpcChannel.ForAddress(gatewayUrl));
+                probe._reader = Task.Run(async () =>
+                {
+                    long last = -1;
+                    try
+                    {
+                        await foreach (var batch in gateway.SubscribeAsync(Pipeline.Name, cancellationToken: probe._stop.Token))
+                        {
+                            if (last >= 0 && batch.ChangeId > last + 1) Interlocked.Add(ref probe._missed, batch.ChangeId - last - 1);
+                            last = batch.ChangeId;
+                            Interlocked.Increment(ref probe._received);
+                        }
+                    }
+                    catch (Exception) when (probe._stop.IsCancellationRequested)
+                    {
+                    }
+                    finally
+                    {
+                        gateway.Dispose();
+                    }
+                });
+            }
+
+            // Let the subscription register before anything is published.
+            await Task.Delay(TimeSpan.FromMilliseconds(300));
+            return probe;
+        }
+
+        /// <summary>Waits (up to 60 s) until the subscriber has every batch the silo's log numbered.</summary>
+        public async Task<Followed> CatchUpAsync(PipelineClient client)
+        {
+            var clock = Stopwatch.StartNew();
+            long emitted;
+            do
+            {
+                await Task.Delay(Orleans.Pipeline.Grains.LiveResults.Interval);
+                emitted = (await client.ReadRecentResultsAsync(Pipeline.Name, long.MaxValue - 1, 1, TimeSpan.Zero)).Latest;
+            }
+            while (Interlocked.Read(ref _received) + Interlocked.Read(ref _missed) < emitted && clock.Elapsed < TimeSpan.FromSeconds(60));
+            return new Followed(Interlocked.Read(ref _received), emitted, Interlocked.Read(ref _missed), clock.Elapsed.TotalMilliseconds);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            if (_subscription is not null) await _subscription.DisposeAsync();
+            if (_reader is not null) await _reader;
+        }
     }
 
     private sealed record Latency(double Rate, double AppliedP50, double AppliedP99, double ResultP50, double ResultP99);
@@ -435,27 +517,27 @@ internal static class Bench
         }
     }
 
-    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0, Latency? Latency = null, long StoredBytesPerKey = 0);
+    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0, Latency? Latency = null, long StoredBytesPerKey = 0, Followed? Subscriber = null);
 
     private static void Print(List<Row> rows)
     {
         Console.WriteLine();
-        Console.WriteLine($"| system | keys | events | events/s | events/s per core | vs naive | peak MiB | bytes/key | windows | publish→applied p50/p99 ms | window end→result p50/p99 ms | stored bytes/key |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
+        Console.WriteLine($"| system | keys | events | events/s | events/s per core | vs naive | peak MiB | bytes/key | windows | publish→applied p50/p99 ms | window end→result p50/p99 ms | stored bytes/key | subscriber got / emitted (missed) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
         foreach (var row in rows)
         {
             var naive = rows.FirstOrDefault(r => r.System == "naive" && r.Keys == row.Keys);
             var ratio = naive is null || row.System == "naive" ? "" : $"{row.EventsPerSecond / naive.EventsPerSecond:N1}×";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} | {(row.Latency is { } l ? $"{l.AppliedP50:N0} / {l.AppliedP99:N0}" : "")} | {(row.Latency is { } m ? $"{m.ResultP50:N0} / {m.ResultP99:N0}" : "")} | {(row.StoredBytesPerKey > 0 ? row.StoredBytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} |"));
+                $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} | {(row.Latency is { } l ? $"{l.AppliedP50:N0} / {l.AppliedP99:N0}" : "")} | {(row.Latency is { } m ? $"{m.ResultP50:N0} / {m.ResultP99:N0}" : "")} | {(row.StoredBytesPerKey > 0 ? row.StoredBytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.Subscriber is { } f ? $"{f.Received:N0} / {f.Emitted:N0} ({f.Missed:N0})" : "")} |"));
         }
     }
 
     private static void Write(List<Row> rows, string directory)
     {
-        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms,stored_bytes_per_key\n");
+        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms,stored_bytes_per_key,subscriber_received,results_emitted,subscriber_missed\n");
         foreach (var r in rows)
-            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99},{r.StoredBytesPerKey}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99},{r.StoredBytesPerKey},{r.Subscriber?.Received},{r.Subscriber?.Emitted},{r.Subscriber?.Missed}\n");
         File.WriteAllText(Path.Combine(directory, "bench.csv"), csv.ToString());
         File.WriteAllText(Path.Combine(directory, "bench.json"), JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.WriteAllText(Path.Combine(directory, "bench.svg"), Chart(rows));

@@ -21,6 +21,7 @@ internal sealed partial class PartitionGrain(
     KeyGrainOptions options,
     IResultSink sink,
     LiveResults live,
+    KeyGrainReferences keys,
     TimeProvider time,
     ILogger<PartitionGrain> logger)
     : Grain, IPartitionGrain, IStreamSubscriptionObserver, IAsyncObserver<PartitionBatch>, IRemindable
@@ -264,7 +265,7 @@ internal sealed partial class PartitionGrain(
             var end = item.KeyEnds[k];
             var slice = new KeySlice(_partition, assigned.Delivery, item.ProducerId, item.Sequence, start, item.FieldNames,
                 item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs);
-            calls[k] = GrainFactory.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(_pipeline, item.Keys[k])).ApplyAsync(slice);
+            calls[k] = keys.Get(_pipeline, item.Keys[k]).ApplyAsync(slice);
             start = end;
         }
 

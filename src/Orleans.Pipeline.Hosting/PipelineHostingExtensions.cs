@@ -88,6 +88,7 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton(TimeProvider.System);
         silo.Services.AddSingleton(new LiveResultsOptions { RecentResults = options.RecentResults });
         silo.Services.AddSingleton<LiveResults>();
+        silo.Services.AddSingleton<KeyGrainReferences>();
         silo.Services.AddSingleton<PipelineLatencies>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LiveResults>());
         silo.Configure<GrainCollectionOptions>(o => o.ClassSpecificCollectionAge[PipelineStorage.KeyGrainClass] = options.KeyIdleTimeout);

@@ -6,7 +6,7 @@ namespace Orleans.Pipeline.Tests;
 /// <summary>
 /// The load benchmark's quick mode, as CI runs it: every system (engine, naive path, embedded, gateway from another process, PostgreSQL) runs the
 /// same seeded workload at 1k and 10k keys, and every system that applies the whole workload produces exactly the
-/// engine's closed windows. (Its figures are for reading, not asserting: this machine is shared.)
+/// engine's closed windows, and a subscriber to every result keeps up. (Its figures are for reading, not asserting: this machine is shared.)
 /// </summary>
 public sealed class BenchCommandTests(Xunit.Abstractions.ITestOutputHelper output)
 {
@@ -28,6 +28,13 @@ public sealed class BenchCommandTests(Xunit.Abstractions.ITestOutputHelper outpu
                 Assert.True(row is not null, $"no row for {system} at {keys} keys");
                 Assert.True(double.Parse(row[3], CultureInfo.InvariantCulture) > 0, $"{system} at {keys} keys measured no throughput");
                 if (system != "naive") Assert.Equal("true", row[7]);
+                if (system is "embedded" or "gateway" or "postgres")
+                {
+                    // A subscriber on the same machine (the SDK in process; gRPC through the gateway) got every key
+                    // result batch the silo emitted, and was told of none missed.
+                    var (received, emitted, missed) = (long.Parse(row[14], CultureInfo.InvariantCulture), long.Parse(row[15], CultureInfo.InvariantCulture), long.Parse(row[16], CultureInfo.InvariantCulture));
+                    Assert.True(emitted > 0 && received == emitted && missed == 0, $"{system} at {keys} keys: the subscriber got {received} of {emitted} result batches ({missed} missed)");
+                }
             }
         }
 
