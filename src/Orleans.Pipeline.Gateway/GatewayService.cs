@@ -79,7 +79,7 @@ internal sealed partial class GatewayService(
             var outputs = pipeline.OutputNames();
             // Cluster mode: from the results table, in change order, at the subscriber's pace; every batch carries
             // the change id to resume from.
-            var after = request.HasAfterChangeId ? request.AfterChangeId : await resultReader.LatestSettledChangeAsync(pipeline.Name, context.CancellationToken);
+            var after = request.HasAfterChangeId ? request.AfterChangeId : await resultReader.LatestChangeAsync(pipeline.Name, context.CancellationToken);
             await ResumeAsync(pipeline.Name, outputs, after, keys, responseStream, context.CancellationToken);
             return;
         }
@@ -159,7 +159,7 @@ internal sealed partial class GatewayService(
                     after = change.ChangeId;
                 }
 
-                if (changes.Count < 1_000) await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+                if (changes.Count < 1_000) await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -8,24 +8,17 @@ namespace Orleans.Pipeline.PostgreSql;
 public sealed record StoredResult(string Key, WindowResult Result, long ChangeId);
 
 /// <summary>
-/// Reads the results table in change order, for subscribers that resume "after change N". Rows younger than
-/// <see cref="Settle"/> are left for the next read: change ids are drawn before commit, so a younger row's
-/// neighbours may not be visible yet.
+/// Reads the results table in change order, for subscribers that resume "after change N". Writers draw change ids
+/// under a lock held until they commit (<see cref="PostgresResultSink.ChangeOrderLock"/>), so ids become visible in
+/// order: a read never passes over a change that is still to commit, and needs no settling delay.
 /// </summary>
 public sealed class PostgresResultReader(NpgsqlDataSource dataSource)
 {
-    /// <summary>How old a change must be before it is read.</summary>
-    public static readonly TimeSpan Settle = TimeSpan.FromSeconds(1);
-
-    /// <summary>The latest change of <paramref name="pipeline"/> old enough to read (0 when there is none): where a subscriber "from now" starts.</summary>
-    public async Task<long> LatestSettledChangeAsync(string pipeline, CancellationToken cancellationToken)
+    /// <summary>The latest change of <paramref name="pipeline"/> (0 when there is none): where a subscriber "from now" starts.</summary>
+    public async Task<long> LatestChangeAsync(string pipeline, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            SELECT coalesce(max(change_id), 0) FROM pipeline_window_results
-            WHERE pipeline = @pipeline AND updated_at < now() - @settle
-            """);
+        await using var command = dataSource.CreateCommand("SELECT coalesce(max(change_id), 0) FROM pipeline_window_results WHERE pipeline = @pipeline");
         command.Parameters.AddWithValue("pipeline", pipeline);
-        command.Parameters.AddWithValue("settle", Settle);
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
@@ -35,14 +28,13 @@ public sealed class PostgresResultReader(NpgsqlDataSource dataSource)
         await using var command = dataSource.CreateCommand("""
             SELECT key, window_start, window_end, revision, kind, event_count, watermark, output_values::text, change_id
             FROM pipeline_window_results
-            WHERE pipeline = @pipeline AND change_id > @after AND updated_at < now() - @settle
+            WHERE pipeline = @pipeline AND change_id > @after
               AND (cardinality(@keys) = 0 OR key = ANY(@keys))
             ORDER BY change_id
             LIMIT @limit
             """);
         command.Parameters.AddWithValue("pipeline", pipeline);
         command.Parameters.AddWithValue("after", afterChangeId);
-        command.Parameters.AddWithValue("settle", Settle);
         command.Parameters.AddWithValue("keys", keys.ToArray());
         command.Parameters.AddWithValue("limit", limit);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

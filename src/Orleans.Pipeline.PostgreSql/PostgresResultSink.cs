@@ -56,13 +56,28 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
         await batch.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    /// <summary>Adds the commands that record <paramref name="writes"/> (of distinct keys) to <paramref name="batch"/>.</summary>
+    /// <summary>
+    /// Adds the commands that record <paramref name="writes"/> (of distinct keys) to <paramref name="batch"/>; the
+    /// caller commits right after them. Results go last, behind <see cref="ChangeOrderLock"/>: a transaction draws
+    /// its change ids only while it holds that lock, and holds it until it commits, so change ids become visible in
+    /// the order they were drawn, and a reader resuming "after change N" can never pass over a change that commits
+    /// later with a smaller id.
+    /// </summary>
     public void AddCommands(NpgsqlBatch batch, IReadOnlyList<SinkWrite> writes)
     {
-        if (writes.Any(w => w.Results.Count > 0)) batch.BatchCommands.Add(ResultsCommand(writes));
         if (writes.Any(w => w.LateEvents.Count > 0)) batch.BatchCommands.Add(LateCommand(writes));
         if (writes.Any(w => w.DeadLetters.Count > 0)) batch.BatchCommands.Add(DeadLetterCommand(writes));
+        if (writes.Any(w => w.Results.Count > 0))
+        {
+            var order = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(@lock)");
+            order.Parameters.AddWithValue("lock", ChangeOrderLock);
+            batch.BatchCommands.Add(order);
+            batch.BatchCommands.Add(ResultsCommand(writes));
+        }
     }
+
+    /// <summary>The transaction-scoped advisory lock that orders result changes by commit.</summary>
+    public const long ChangeOrderLock = 0x5069_7065_6C69_6E65; // "Pipeline"
 
     /// <summary>Records the pipelines this silo runs (names of their values), for readers of the results table.</summary>
     public async Task RegisterPipelinesAsync(CancellationToken cancellationToken = default)
