@@ -49,12 +49,14 @@ public static class GatewayHostingExtensions
         services.AddSingleton(options);
         services.AddSingleton<GatewayAccess>();
         services.AddSingleton<GatewayLimits>();
-        services.AddSingleton(_ => new RecentRequests());
+        services.AddSingleton(_ => new RecentRequests(options.RequestIdRetention, options.MaxRememberedRequestIds));
         services.AddSingleton(sp => new PipelineClient(sp.GetRequiredService<IClusterClient>(), new PipelineClientOptions { Linger = options.Linger > TimeSpan.Zero ? options.Linger : TimeSpan.FromMilliseconds(1) }));
         if (cluster.Mode == PipelineMode.PostgreSql)
         {
             var connectionString = PipelineClientBuilderExtensions.TuneConnectionString(cluster.ConnectionString!);
-            services.AddSingleton(_ => new PostgresResultReader(NpgsqlDataSource.Create(connectionString)));
+            var dataSource = NpgsqlDataSource.Create(connectionString);
+            services.AddSingleton(_ => new PostgresResultReader(dataSource));
+            services.AddSingleton<ISharedRequestIds>(_ => new PostgresRequestIds(dataSource, $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}", options.RequestIdRetention));
         }
 
         return services;

@@ -43,6 +43,15 @@ public sealed class GatewayOptions
     /// </summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a request id is remembered (bound to its request's content): a retry within it publishes nothing
+    /// twice. In PostgreSQL mode the ids are shared by every gateway of the cluster.
+    /// </summary>
+    public TimeSpan RequestIdRetention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Request ids a gateway keeps in memory at most (embedded mode); beyond it the oldest finished ones are forgotten first.</summary>
+    public int MaxRememberedRequestIds { get; set; } = 1_000_000;
+
     /// <summary>How long the gateway gathers events of a key from concurrent requests into one batch.</summary>
     public TimeSpan Linger { get; set; } = TimeSpan.FromMilliseconds(20);
 
@@ -66,6 +75,8 @@ public sealed class GatewayOptions
         if (EventsPerSecondPerCaller < 1) yield return $"{Section}:EventsPerSecondPerCaller must be at least 1";
         if (BurstPerCaller < MaxEventsPerRequest) yield return $"{Section}:BurstPerCaller must be at least MaxEventsPerRequest";
         if (MaxInFlightEvents < MaxEventsPerRequest) yield return $"{Section}:MaxInFlightEvents must be at least MaxEventsPerRequest";
+        if (RequestIdRetention < TimeSpan.FromMinutes(1)) yield return $"{Section}:RequestIdRetention must be at least 1 minute";
+        if (MaxRememberedRequestIds < 1_000) yield return $"{Section}:MaxRememberedRequestIds must be at least 1000";
         if (PublishTimeout <= TimeSpan.Zero) yield return $"{Section}:PublishTimeout must be positive";
         if (Linger < TimeSpan.Zero || Linger > TimeSpan.FromSeconds(1)) yield return $"{Section}:Linger must be in [0, 1 s]";
         foreach (var (name, key) in ApiKeys)

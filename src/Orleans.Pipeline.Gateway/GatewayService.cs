@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Grpc.Core;
+using Npgsql;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.PostgreSql;
@@ -21,7 +22,8 @@ internal sealed partial class GatewayService(
     GatewayLimits limits,
     RecentRequests recent,
     ILogger<GatewayService> logger,
-    PostgresResultReader? resultReader = null) : V1.PipelineGateway.PipelineGatewayBase
+    PostgresResultReader? resultReader = null,
+    ISharedRequestIds? sharedIds = null) : V1.PipelineGateway.PipelineGatewayBase
 {
     public override async Task<V1.ListPipelinesResponse> ListPipelines(V1.ListPipelinesRequest request, ServerCallContext context)
     {
@@ -143,6 +145,55 @@ internal sealed partial class GatewayService(
         }
     }
 
+    /// <summary>
+    /// Claims a request id in the cluster's ledger. While another gateway is publishing the same request, waits for it
+    /// (up to the publish timeout); a claim left unfinished for twice the publish timeout (its gateway died) is taken
+    /// over and published again.
+    /// </summary>
+    private async Task<ClaimOutcome> ClaimSharedAsync(string caller, string requestId, byte[] hash, int events, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + options.PublishTimeout;
+        while (true)
+        {
+            var outcome = await sharedIds!.ClaimAsync(caller, requestId, hash, events, cancellationToken);
+            if (outcome != ClaimOutcome.InProgress) return outcome;
+            if (await sharedIds.TakeOverAsync(caller, requestId, options.PublishTimeout * 2, cancellationToken))
+            {
+                LogRequestTakenOver(requestId);
+                return ClaimOutcome.Claimed;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable,
+                    $"request_id '{requestId}' is still being published by another gateway; retry with the same request_id to wait for it (nothing is published twice)"));
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
+    }
+
+    private async Task CompleteSharedAsync(ISharedRequestIds shared, string caller, string requestId)
+    {
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            try
+            {
+                await shared.CompleteAsync(caller, requestId, CancellationToken.None);
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 << attempt));
+            }
+        }
+
+        LogRequestNotMarked(requestId);
+    }
+
+    private static RpcException AlreadyUsed(string requestId) => new(new Status(StatusCode.AlreadyExists,
+        $"request_id '{requestId}' was already used for a request with different content; a retry must resend exactly the same events, and new events need a new request_id"));
+
     /// <summary>Cluster mode: every stored result after the given change, then new ones as they are stored.</summary>
     private async Task ResumeAsync(string pipeline, IReadOnlyList<string> outputs, long after, HashSet<string> keys, IServerStreamWriter<V1.ResultBatch> responseStream, CancellationToken cancellationToken)
     {
@@ -181,19 +232,32 @@ internal sealed partial class GatewayService(
         var id = request.RequestId.Length > 0 ? $"{caller.Name}\n{request.RequestId}" : null;
         Task publish;
         TaskCompletionSource? claim = null;
+        RecentRequests.Entry? mine = null;
+        byte[]? hash = null;
         if (id is not null)
         {
-            // Claim the id before publishing, so that a concurrent retry waits for this publish instead of racing it.
+            // Claim the id (bound to the request's content) before publishing, so that a concurrent retry waits for
+            // this publish instead of racing it, and the same id with other content is refused.
+            hash = RequestContent.Hash(request);
             claim = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            publish = recent.Remember(id, claim.Task);
+            mine = new RecentRequests.Entry(hash, claim.Task);
+            var kept = recent.Remember(id, mine);
+            if (!ReferenceEquals(kept, mine))
+            {
+                if (!kept.Hash.AsSpan().SequenceEqual(hash)) throw AlreadyUsed(request.RequestId);
+                mine = null;
+            }
+
+            publish = kept.Publish;
         }
         else
         {
             publish = Task.CompletedTask;
         }
 
-        if (claim is null || ReferenceEquals(publish, claim.Task))
+        if (id is null || mine is not null)
         {
+            var sharedClaim = false;
             try
             {
                 ValidatedEvents validated;
@@ -206,22 +270,51 @@ internal sealed partial class GatewayService(
                     throw Invalid(e.Message);
                 }
 
+                if (sharedIds is not null && id is not null)
+                {
+                    // Cluster mode: a retry may reach another gateway; the ids live in PostgreSQL.
+                    var outcome = await ClaimSharedAsync(caller.Name, request.RequestId, hash!, request.Events.Count, context.CancellationToken);
+                    if (outcome == ClaimOutcome.Conflict) throw AlreadyUsed(request.RequestId);
+                    if (outcome == ClaimOutcome.Done)
+                    {
+                        claim!.TrySetResult();
+                        return new V1.PublishResponse { RequestId = request.RequestId, Accepted = request.Events.Count };
+                    }
+
+                    sharedClaim = true;
+                }
+
                 // Admitted events count against the limits until they are stored, however long that takes.
                 var lease = limits.Admit(caller.Name, request.Events.Count, context);
                 var stored = client.PublishAndWaitAsync(validated);
                 _ = stored.ContinueWith(_ => lease.Dispose(), TaskScheduler.Default);
-                if (claim is not null) _ = stored.ContinueWith(t => claim.TrySetResult(), TaskScheduler.Default);
-                publish = stored;
+                if (claim is not null)
+                {
+                    var shared = sharedClaim ? sharedIds : null;
+                    var callerName = caller.Name;
+                    var requestId = request.RequestId;
+                    _ = stored.ContinueWith(async t =>
+                    {
+                        if (t.IsCompletedSuccessfully && shared is not null) await CompleteSharedAsync(shared, callerName, requestId);
+                        claim.TrySetResult();
+                    }, TaskScheduler.Default).Unwrap();
+                    publish = claim.Task;
+                }
+                else
+                {
+                    publish = stored;
+                }
             }
             catch (Exception e)
             {
                 // Refused before anything was published: the id is free for a corrected or later retry.
-                if (claim is not null)
+                if (mine is not null)
                 {
-                    recent.Forget(id!, claim.Task);
-                    claim.TrySetException(e);
+                    recent.Forget(id!, mine);
+                    claim!.TrySetException(e);
                 }
 
+                if (sharedClaim) await sharedIds!.ReleaseAsync(caller.Name, request.RequestId, CancellationToken.None);
                 throw;
             }
         }
@@ -252,32 +345,13 @@ internal sealed partial class GatewayService(
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request '{RequestId}' was left unfinished by the gateway that took it (it died or hangs); this gateway publishes it again, and events of it stored before may be applied twice")]
+    private partial void LogRequestTakenOver(string requestId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request '{RequestId}' was stored but could not be marked done in the request ledger; a retry of it through another gateway waits for it and then publishes it again after the lease")]
+    private partial void LogRequestNotMarked(string requestId);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing to '{Pipeline}' took longer than {Timeout}; the events are still being delivered")]
     private partial void LogPublishSlow(string pipeline, TimeSpan timeout);
 }
 
-/// <summary>
-/// Recent publishes by (caller, request id): a retry waits for the same publish instead of publishing again.
-/// Bounded: the oldest are forgotten first.
-/// </summary>
-internal sealed class RecentRequests(int capacity = 100_000)
-{
-    private readonly ConcurrentDictionary<string, Task> _byId = new(StringComparer.Ordinal);
-    private readonly ConcurrentQueue<string> _order = new();
-
-    /// <summary>Forgets a publish that was refused before it published anything.</summary>
-    public void Forget(string id, Task publish) => _byId.TryRemove(new KeyValuePair<string, Task>(id, publish));
-
-    /// <summary>Remembers the publish (or returns that of a concurrent request with the same id).</summary>
-    public Task Remember(string id, Task publish)
-    {
-        var kept = _byId.GetOrAdd(id, publish);
-        if (ReferenceEquals(kept, publish))
-        {
-            _order.Enqueue(id);
-            while (_order.Count > capacity && _order.TryDequeue(out var oldest)) _byId.TryRemove(oldest, out _);
-        }
-
-        return kept;
-    }
-}

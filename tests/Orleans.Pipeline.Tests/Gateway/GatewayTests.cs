@@ -411,6 +411,29 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task A_request_id_reused_for_different_events_is_refused_with_already_exists_and_the_first_request_stands()
+    {
+        await using var host = await GatewayHost.StartAsync();
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        var first = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "reused", Events = { new V1.Event { Key = "reuse", TimeMs = 5, Fields = { ["a"] = 1, ["b"] = 1 } } } };
+        var other = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "reused", Events = { new V1.Event { Key = "reuse", TimeMs = 6, Fields = { ["a"] = 2, ["b"] = 1 } } } };
+        Assert.Equal(1, (await grpc.PublishAsync(first)).Accepted);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await grpc.PublishAsync(other));
+        Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
+        Assert.Contains("request_id 'reused' was already used for a request with different content", error.Status.Detail, StringComparison.Ordinal);
+        // The same content again (fields in another order): the retry it is, answered without publishing.
+        var reordered = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "reused", Events = { new V1.Event { Key = "reuse", TimeMs = 5, Fields = { ["b"] = 1, ["a"] = 1 } } } };
+        Assert.Equal(1, (await grpc.PublishAsync(reordered)).Accepted);
+
+        using var client = host.NewClient();
+        await client.PublishAsync("tumbling", [new PipelineEvent("reuse", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "reuse")).AppliedEvents >= 2, "the later event applied");
+        var windows = await client.QueryAsync("tumbling", "reuse");
+        Assert.Equal(2, windows.AppliedEvents);
+    }
+
+    [Fact]
     public async Task Health_and_reflection_are_served()
     {
         await using var host = await GatewayHost.StartAsync();

@@ -1,0 +1,184 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+using V1 = Orleans.Pipeline.Gateway.V1;
+
+namespace Orleans.Pipeline.Gateway;
+
+/// <summary>What the ledger knows of a request id when a request claims it.</summary>
+internal enum ClaimOutcome
+{
+    /// <summary>New: this request publishes.</summary>
+    Claimed,
+
+    /// <summary>The same content was published and stored: answer without publishing.</summary>
+    Done,
+
+    /// <summary>The same content is being published (by another gateway, or a gateway that died): wait, or take it over.</summary>
+    InProgress,
+
+    /// <summary>The id was used for different content.</summary>
+    Conflict,
+}
+
+/// <summary>
+/// Request ids shared by the cluster's gateways (PostgreSQL mode): a publish claims its id with a hash of its
+/// content before anything is published, and marks it done once every event is stored.
+/// </summary>
+internal interface ISharedRequestIds
+{
+    Task<ClaimOutcome> ClaimAsync(string caller, string requestId, byte[] hash, int events, CancellationToken cancellationToken);
+
+    /// <summary>Takes over a claim whose gateway has not finished it for <paramref name="lease"/> (it died or hangs).</summary>
+    Task<bool> TakeOverAsync(string caller, string requestId, TimeSpan lease, CancellationToken cancellationToken);
+
+    Task CompleteAsync(string caller, string requestId, CancellationToken cancellationToken);
+
+    /// <summary>Frees an id whose request was refused before anything was published.</summary>
+    Task ReleaseAsync(string caller, string requestId, CancellationToken cancellationToken);
+}
+
+/// <summary>The content hash a request id is bound to: pipeline and every event (key, time, fields sorted by name).</summary>
+internal static class RequestContent
+{
+    public static byte[] Hash(V1.PublishRequest request)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var number = new byte[8];
+        void Text(string s)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(number, s.Length);
+            hash.AppendData(number, 0, 4);
+            hash.AppendData(Encoding.UTF8.GetBytes(s));
+        }
+
+        void Long(long value)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(number, value);
+            hash.AppendData(number);
+        }
+
+        Text(request.Pipeline);
+        Long(request.Events.Count);
+        foreach (var e in request.Events)
+        {
+            Text(e.Key);
+            Long(e.TimeMs);
+            Long(e.Fields.Count);
+            foreach (var (name, value) in e.Fields.OrderBy(f => f.Key, StringComparer.Ordinal))
+            {
+                Text(name);
+                Long(BitConverter.DoubleToInt64Bits(value));
+            }
+        }
+
+        return hash.GetHashAndReset();
+    }
+}
+
+/// <summary>
+/// This gateway's recent request ids, each bound to its content hash, kept for <c>RequestIdRetention</c> (and at most
+/// <c>MaxRememberedRequestIds</c>): a retry with the same id and content waits for the first publish instead of
+/// publishing again; the same id with different content is refused.
+/// </summary>
+internal sealed class RecentRequests(TimeSpan retention, int capacity, TimeProvider? time = null)
+{
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly ConcurrentDictionary<string, Entry> _byId = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string Id, long At)> _order = new();
+
+    public sealed record Entry(byte[] Hash, Task Publish);
+
+    /// <summary>Forgets a publish that was refused before it published anything.</summary>
+    public void Forget(string id, Entry entry) => _byId.TryRemove(new KeyValuePair<string, Entry>(id, entry));
+
+    /// <summary>Remembers the publish, or returns the entry of an earlier request with the same id (whose hash may differ).</summary>
+    public Entry Remember(string id, Entry entry)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var cutoff = now - (long)retention.TotalMilliseconds;
+        while (_order.TryPeek(out var oldest) && (oldest.At < cutoff || _order.Count > capacity) && _order.TryDequeue(out oldest))
+        {
+            if (_byId.TryGetValue(oldest.Id, out var old) && old.Publish.IsCompleted) _byId.TryRemove(oldest.Id, out _);
+        }
+
+        var kept = _byId.GetOrAdd(id, entry);
+        if (ReferenceEquals(kept, entry)) _order.Enqueue((id, now));
+        return kept;
+    }
+}
+
+/// <summary>The cluster's shared request ids, in <c>pipeline_request_ids</c>.</summary>
+internal sealed class PostgresRequestIds(NpgsqlDataSource dataSource, string gateway, TimeSpan retention) : ISharedRequestIds
+{
+    private long _lastPurge;
+
+    public async Task<ClaimOutcome> ClaimAsync(string caller, string requestId, byte[] hash, int events, CancellationToken cancellationToken)
+    {
+        await PurgeAsync(cancellationToken);
+        await using var command = dataSource.CreateCommand("""
+            WITH claimed AS (
+                INSERT INTO pipeline_request_ids (caller, request_id, content_hash, events, claimed_by)
+                VALUES (@caller, @id, @hash, @events, @gateway)
+                ON CONFLICT (caller, request_id) DO NOTHING
+                RETURNING true AS mine)
+            SELECT true, true, true FROM claimed
+            UNION ALL
+            SELECT false, content_hash = @hash, done_at IS NOT NULL FROM pipeline_request_ids
+            WHERE caller = @caller AND request_id = @id AND NOT EXISTS (SELECT 1 FROM claimed)
+            """);
+        command.Parameters.AddWithValue("caller", caller);
+        command.Parameters.AddWithValue("id", requestId);
+        command.Parameters.AddWithValue("hash", hash);
+        command.Parameters.AddWithValue("events", events);
+        command.Parameters.AddWithValue("gateway", gateway);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return ClaimOutcome.InProgress; // released between the two reads: ask again
+        if (reader.GetBoolean(0)) return ClaimOutcome.Claimed;
+        if (!reader.GetBoolean(1)) return ClaimOutcome.Conflict;
+        return reader.GetBoolean(2) ? ClaimOutcome.Done : ClaimOutcome.InProgress;
+    }
+
+    public async Task<bool> TakeOverAsync(string caller, string requestId, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            UPDATE pipeline_request_ids SET claimed_by = @gateway, claimed_at = now()
+            WHERE caller = @caller AND request_id = @id AND done_at IS NULL AND claimed_at < now() - @lease
+            """);
+        command.Parameters.AddWithValue("caller", caller);
+        command.Parameters.AddWithValue("id", requestId);
+        command.Parameters.AddWithValue("gateway", gateway);
+        command.Parameters.AddWithValue("lease", lease);
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    public async Task CompleteAsync(string caller, string requestId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("UPDATE pipeline_request_ids SET done_at = now() WHERE caller = @caller AND request_id = @id");
+        command.Parameters.AddWithValue("caller", caller);
+        command.Parameters.AddWithValue("id", requestId);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task ReleaseAsync(string caller, string requestId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("DELETE FROM pipeline_request_ids WHERE caller = @caller AND request_id = @id AND done_at IS NULL AND claimed_by = @gateway");
+        command.Parameters.AddWithValue("caller", caller);
+        command.Parameters.AddWithValue("id", requestId);
+        command.Parameters.AddWithValue("gateway", gateway);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Deletes ids older than the retention, at most once a minute.</summary>
+    private async Task PurgeAsync(CancellationToken cancellationToken)
+    {
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lastPurge);
+        if (last != 0 && now - last < 60_000 || Interlocked.CompareExchange(ref _lastPurge, now, last) != last) return;
+        await using var command = dataSource.CreateCommand("DELETE FROM pipeline_request_ids WHERE claimed_at < now() - @retention AND done_at IS NOT NULL");
+        command.Parameters.AddWithValue("retention", retention);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}
