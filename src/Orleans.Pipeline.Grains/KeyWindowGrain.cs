@@ -53,6 +53,9 @@ internal sealed partial class KeyWindowGrain(
     private string[] _mapFields = [];
     private int[] _map = [];
     private bool _unsaved;
+
+    /// <summary>Memory no longer matches what was applied in full (an apply threw half-way, or a write failed): never store it.</summary>
+    private bool _discard;
     private long _lastWriteTimestamp;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -103,7 +106,7 @@ internal sealed partial class KeyWindowGrain(
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (_unsaved) await WriteStateAsync(durable: true);
+        if (_unsaved && !_discard) await WriteStateAsync(durable: true);
     }
 
     public async Task<ResultBatch?> ApplyAsync(KeySlice slice)
@@ -124,7 +127,20 @@ internal sealed partial class KeyWindowGrain(
             return null;
         }
 
-        Apply(slice);
+        try
+        {
+            Apply(slice);
+        }
+        catch (Exception e)
+        {
+            // Half of the slice may be in the windows: drop this activation without storing it, so the slice (when
+            // its item is delivered again) is applied to the stored state, whole or not at all.
+            _discard = true;
+            DeactivateOnIdle();
+            LogApplyFailed(e, _pipeline, _key, slice.ProducerId, slice.Sequence);
+            throw;
+        }
+
         _state.Partition = slice.Partition;
         _state.LastDelivery = slice.Delivery;
         var fired = await CommitAsync(publish: false);
@@ -230,7 +246,9 @@ internal sealed partial class KeyWindowGrain(
         }
         catch
         {
-            // Memory is ahead of storage now: drop this activation so a redelivery starts from the stored state.
+            // Memory is ahead of storage now: drop this activation (without storing it: its results were not stored
+            // with it) so a redelivery starts from the stored state.
+            _discard = true;
             DeactivateOnIdle();
             throw;
         }
@@ -333,6 +351,9 @@ internal sealed partial class KeyWindowGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline '{Pipeline}', key '{Key}': registering the close-windows reminder failed; retried with the key's next step")]
     private partial void LogReminderFailed(Exception exception, string pipeline, string key);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Pipeline '{Pipeline}', key '{Key}': applying item {Sequence} of producer {Producer} failed half-way; the key is reloaded from its stored state and the item is applied again when it is redelivered")]
+    private partial void LogApplyFailed(Exception exception, string pipeline, string key, Guid producer, long sequence);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Events arrived for unknown pipeline '{Pipeline}'; they are recorded as dead letters, not applied")]
     private partial void LogUnknownPipeline(string pipeline);

@@ -104,7 +104,7 @@ public static class PostgresSchema
         {
             throw new SchemaMismatchException(
                 $"the database schema is at version {version}, this build needs version {CurrentVersion}: run 'orleans-pipeline-silo migrate' " +
-                "(or set Pipeline:Storage:MigrateOnStart=true)");
+                "(or set Pipeline:MigrateOnStart=true)");
         }
 
         return version;

@@ -169,6 +169,8 @@ public sealed class SiloProcessTests(PostgresServer postgres, Xunit.Abstractions
             Assert.True(await strict.WaitForExitAsync(TimeSpan.FromSeconds(60)), strict.Output);
             Assert.Equal(3, strict.ExitCode);
             Assert.Contains(strict.Errors, l => l.Contains($"schema is at version {PostgresSchema.CurrentVersion - 1}", StringComparison.Ordinal) && l.Contains("migrate", StringComparison.Ordinal));
+            // The hint names the setting the silo actually reads.
+            Assert.Contains(strict.Errors, l => l.Contains("Pipeline:MigrateOnStart=true", StringComparison.Ordinal));
         }
 
         await using (var first = SiloProcess.Start(environment, "migrate"))
