@@ -57,6 +57,7 @@ public sealed class PipelineClient : IAsyncDisposable
     private Dictionary<string, string[]> _fields = [];
     private long _published;
     private long _waits;
+    private long _peakBuffered;
 
     public PipelineClient(IClusterClient cluster, PipelineClientOptions? options = null, TimeProvider? time = null)
     {
@@ -74,6 +75,13 @@ public sealed class PipelineClient : IAsyncDisposable
 
     /// <summary>Events accepted by <c>PublishAsync</c>.</summary>
     public long PublishedEvents => Interlocked.Read(ref _published);
+
+    /// <summary>
+    /// The most events any one partition buffer held after a <c>PublishAsync</c>: at most
+    /// <see cref="PipelineClientOptions.MaxBatchSize"/> plus one per concurrent publisher, however many keys are
+    /// published. (<see cref="PublishAndWaitAsync"/> does not wait for room: its callers bound what they admit.)
+    /// </summary>
+    public long PeakBufferedEvents => Interlocked.Read(ref _peakBuffered);
 
     /// <summary>Times a publisher or sender waited because the pipeline was behind (backpressure).</summary>
     public long BackpressureWaits => Interlocked.Read(ref _waits);
@@ -102,6 +110,7 @@ public sealed class PipelineClient : IAsyncDisposable
         lock (buffer)
         {
             buffer.Add(item.Key, item.TimeMs, row, _time.GetTimestamp());
+            if (buffer.Count > Interlocked.Read(ref _peakBuffered)) Interlocked.Exchange(ref _peakBuffered, buffer.Count);
             room = buffer.Count >= _options.MaxBatchSize ? buffer.RoomAsync() : null;
             EnsureSender(buffer);
         }

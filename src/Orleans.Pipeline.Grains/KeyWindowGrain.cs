@@ -76,6 +76,9 @@ internal sealed partial class KeyWindowGrain(
 
         _engine = new WindowEngine(_definition.Windowing, _state.Engine, catalog.Registry);
         _state.Engine = _engine.State;
+        // The stored arrival time is another silo's clock (or this one's before a restart): a skewed clock must not
+        // make the idle timeout close windows at once, and events then late.
+        _engine.RestartClock(time.GetUtcNow().ToUnixTimeMilliseconds());
         _row = new double[_engine.Fields.Count];
         await UpdateTimersAsync();
     }

@@ -66,6 +66,10 @@ internal sealed partial class PartitionGrain(
 
         // Embedded mode: whatever was in flight at a crash was lost with the in-memory queues; nothing will come back.
         if (options.StateWriteInterval > TimeSpan.Zero) _state.Assigned.Clear();
+        // Arrival times of held items are another silo's clock: their gap timeout counts from this activation, so a
+        // clock ahead cannot give gaps up at once (and apply items out of their producer's order).
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        for (var i = 0; i < _state.Held.Count; i++) _state.Held[i] = _state.Held[i] with { ArrivedAtMs = now };
         // A new epoch, stored before any delivery of it is handed out.
         var epoch = (_state.LastDelivery >> EpochShift) + 1;
         if (_state.Assigned.Count == 0) _state.LastDelivery = epoch << EpochShift;

@@ -164,6 +164,16 @@ public sealed class WindowEngine
     }
 
     /// <summary>
+    /// Counts the idle timeout from <paramref name="processingTime"/>: the last arrival recorded in the state was
+    /// measured by another clock (another silo, or before a restart), and comparing it with this one would close
+    /// windows early (a clock ahead) or late (a clock behind). Call it when the state is loaded.
+    /// </summary>
+    public void RestartClock(long processingTime)
+    {
+        if (_state.LastArrival != long.MinValue) _state.LastArrival = processingTime;
+    }
+
+    /// <summary>
     /// Lets processing time pass: in processing-time mode the watermark follows the clock; in event-time mode an idle
     /// key (no event for the idle timeout) advances as if event time followed processing time since its last event.
     /// Then, with early firing, emits partial results of changed open windows once per interval.

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.Windowing;
@@ -32,7 +33,7 @@ public sealed class PipelineCluster : IAsyncDisposable
     private static PipelineDefinition Define(string name, WindowSpec window) =>
         new(name, new WindowingDefinition(window, TraceGenerator.AllAggregations, MaxOutOfOrdernessMs: 5, AllowedLatenessMs: 10));
 
-    public static async Task<PipelineCluster> StartAsync(string? databasePath = null, short silos = 1, TimeSpan? sequenceGapTimeout = null, Action<PipelineSiloOptions>? configure = null)
+    public static async Task<PipelineCluster> StartAsync(string? databasePath = null, short silos = 1, TimeSpan? sequenceGapTimeout = null, Action<PipelineSiloOptions>? configure = null, TimeProvider? time = null)
     {
         databasePath ??= Path.Combine(Path.GetTempPath(), "orleans-pipeline-tests", Guid.NewGuid().ToString("N"), "pipeline.db");
         var builder = new InProcessTestClusterBuilder(silos);
@@ -45,6 +46,7 @@ public sealed class PipelineCluster : IAsyncDisposable
             options.SequenceGapTimeout = sequenceGapTimeout;
             configure?.Invoke(options);
         }));
+        if (time is not null) builder.ConfigureSilo((_, silo) => silo.Services.AddSingleton(time));
         builder.ConfigureClient(client => client.AddPipelineClient());
         var cluster = builder.Build();
         await cluster.DeployAsync();
