@@ -67,8 +67,8 @@ public static class GatewayHostingExtensions
     {
         endpoints.MapGrpcService<GatewayService>();
         endpoints.MapGrpcHealthChecksService();
-        endpoints.MapGrpcReflectionService();
         var options = endpoints.ServiceProvider.GetRequiredService<GatewayOptions>();
+        if (options.EnableReflection) endpoints.MapGrpcReflectionService();
         if (options.ApiKeys.Count == 0)
         {
             endpoints.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("Orleans.Pipeline.Gateway")

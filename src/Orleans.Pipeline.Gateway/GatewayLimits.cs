@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Threading.RateLimiting;
 using Grpc.Core;
@@ -12,7 +13,10 @@ namespace Orleans.Pipeline.Gateway;
 internal sealed class GatewayLimits : IDisposable
 {
     private readonly PartitionedRateLimiter<string> _perCaller;
+    private readonly PartitionedRateLimiter<string> _readsPerCaller;
     private readonly ConcurrencyLimiter _inFlight;
+    private readonly ConcurrentDictionary<string, int> _subscribers = new(StringComparer.Ordinal);
+    private readonly int _maxSubscribers;
 
     public GatewayLimits(GatewayOptions options)
     {
@@ -24,7 +28,50 @@ internal sealed class GatewayLimits : IDisposable
             QueueLimit = 0,
             AutoReplenishment = true,
         }));
+        _readsPerCaller = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = options.ReadsPerSecondPerCaller * 2,
+            TokensPerPeriod = Math.Max(1, options.ReadsPerSecondPerCaller / 10),
+            ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
         _inFlight = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxInFlightEvents, QueueLimit = 0 });
+        _maxSubscribers = options.MaxSubscriptionsPerCaller;
+    }
+
+    /// <summary>Admits one read (a query or a new subscription) of <paramref name="caller"/>, or throws RESOURCE_EXHAUSTED.</summary>
+    public void AdmitRead(string caller, ServerCallContext context)
+    {
+        using var rate = _readsPerCaller.AttemptAcquire(caller, 1);
+        if (!rate.IsAcquired)
+        {
+            var wait = rate.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromMilliseconds(100);
+            throw Exhausted(context, wait, $"rate limit: caller '{caller}' may read again after {wait.TotalMilliseconds:0} ms");
+        }
+    }
+
+    /// <summary>Holds one of <paramref name="caller"/>'s subscription slots until disposed, or throws RESOURCE_EXHAUSTED.</summary>
+    public IDisposable AdmitSubscriber(string caller, ServerCallContext context)
+    {
+        var count = _subscribers.AddOrUpdate(caller, 1, (_, n) => n + 1);
+        if (count > _maxSubscribers)
+        {
+            _subscribers.AddOrUpdate(caller, 0, (_, n) => n - 1);
+            throw Exhausted(context, TimeSpan.FromSeconds(1), $"caller '{caller}' already has {_maxSubscribers} subscriptions open (MaxSubscriptionsPerCaller)");
+        }
+
+        return new Slot(() => _subscribers.AddOrUpdate(caller, 0, (_, n) => n - 1));
+    }
+
+    private sealed class Slot(Action release) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) release();
+        }
     }
 
     /// <summary>Admits <paramref name="events"/> events of <paramref name="caller"/>, or throws RESOURCE_EXHAUSTED. Dispose the lease when they are stored.</summary>
@@ -59,6 +106,7 @@ internal sealed class GatewayLimits : IDisposable
     public void Dispose()
     {
         _perCaller.Dispose();
+        _readsPerCaller.Dispose();
         _inFlight.Dispose();
     }
 }

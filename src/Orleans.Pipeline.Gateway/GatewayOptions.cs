@@ -34,6 +34,15 @@ public sealed class GatewayOptions
     /// <summary>Each caller's burst: events it may send at once above the sustained rate.</summary>
     public int BurstPerCaller { get; set; } = 200_000;
 
+    /// <summary>Each caller's sustained rate of reads (queries and new subscriptions) per second, with a burst of twice that.</summary>
+    public int ReadsPerSecondPerCaller { get; set; } = 1_000;
+
+    /// <summary>Subscriptions one caller may hold open at once.</summary>
+    public int MaxSubscriptionsPerCaller { get; set; } = 16;
+
+    /// <summary>Serve gRPC reflection (what tools like grpcurl use to discover the API); production may turn it off.</summary>
+    public bool EnableReflection { get; set; } = true;
+
     /// <summary>Events being published through this gateway at once, all callers together; beyond it requests are shed.</summary>
     public int MaxInFlightEvents { get; set; } = 100_000;
 
@@ -74,6 +83,8 @@ public sealed class GatewayOptions
         if (MaxRequestBytes < 1024) yield return $"{Section}:MaxRequestBytes must be at least 1024";
         if (EventsPerSecondPerCaller < 1) yield return $"{Section}:EventsPerSecondPerCaller must be at least 1";
         if (BurstPerCaller < MaxEventsPerRequest) yield return $"{Section}:BurstPerCaller must be at least MaxEventsPerRequest";
+        if (ReadsPerSecondPerCaller < 1) yield return $"{Section}:ReadsPerSecondPerCaller must be at least 1";
+        if (MaxSubscriptionsPerCaller < 1) yield return $"{Section}:MaxSubscriptionsPerCaller must be at least 1";
         if (MaxInFlightEvents < MaxEventsPerRequest) yield return $"{Section}:MaxInFlightEvents must be at least MaxEventsPerRequest";
         if (RequestIdRetention < TimeSpan.FromMinutes(1)) yield return $"{Section}:RequestIdRetention must be at least 1 minute";
         if (MaxRememberedRequestIds < 1_000) yield return $"{Section}:MaxRememberedRequestIds must be at least 1000";

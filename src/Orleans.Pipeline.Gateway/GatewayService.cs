@@ -53,9 +53,10 @@ internal sealed partial class GatewayService(
     public override async Task<V1.KeyWindows> QueryKey(V1.QueryKeyRequest request, ServerCallContext context)
     {
         var caller = access.Authenticate(context);
-        var pipeline = await KnownPipelineAsync(request.Pipeline);
-        GatewayAccess.Authorize(caller, Access.Read, pipeline.Name);
+        var pipeline = await KnownPipelineAsync(caller, Access.Read, request.Pipeline);
         if (string.IsNullOrEmpty(request.Key)) throw Invalid("key is missing");
+        if (request.Key.Length > PipelineNames.MaxKeyLength) throw Invalid($"key is longer than {PipelineNames.MaxKeyLength} characters");
+        limits.AdmitRead(caller.Name, context);
         var windows = await client.QueryAsync(pipeline.Name, request.Key);
         var outputs = pipeline.OutputNames();
         var response = new V1.KeyWindows
@@ -73,8 +74,12 @@ internal sealed partial class GatewayService(
     public override async Task Subscribe(V1.SubscribeRequest request, IServerStreamWriter<V1.ResultBatch> responseStream, ServerCallContext context)
     {
         var caller = access.Authenticate(context);
-        var pipeline = await KnownPipelineAsync(request.Pipeline);
-        GatewayAccess.Authorize(caller, Access.Read, pipeline.Name);
+        var pipeline = await KnownPipelineAsync(caller, Access.Read, request.Pipeline);
+        if (request.Keys.Count > MaxSubscribedKeys) throw Invalid($"the subscription names {request.Keys.Count} keys; at most {MaxSubscribedKeys} (or none, for all keys)");
+        if (request.Keys.FirstOrDefault(k => k.Length is 0 or > PipelineNames.MaxKeyLength) is { } badKey)
+            throw Invalid($"key '{(badKey.Length > 40 ? badKey[..40] + "…" : badKey)}' is empty or longer than {PipelineNames.MaxKeyLength} characters");
+        limits.AdmitRead(caller.Name, context);
+        using var slot = limits.AdmitSubscriber(caller.Name, context);
         var keys = request.Keys.ToHashSet(StringComparer.Ordinal);
         if (resultReader is not null)
         {
@@ -226,8 +231,7 @@ internal sealed partial class GatewayService(
             throw Invalid($"the request has {request.Events.Count} events; at most {options.MaxEventsPerRequest} are accepted per request");
         var size = request.CalculateSize();
         if (size > options.MaxRequestBytes) throw Invalid($"the request is {size} bytes; at most {options.MaxRequestBytes} are accepted");
-        var pipeline = await KnownPipelineAsync(request.Pipeline);
-        GatewayAccess.Authorize(caller, Access.Publish, pipeline.Name);
+        var pipeline = await KnownPipelineAsync(caller, Access.Publish, request.Pipeline);
 
         var id = request.RequestId.Length > 0 ? $"{caller.Name}\n{request.RequestId}" : null;
         Task publish;
@@ -334,14 +338,24 @@ internal sealed partial class GatewayService(
         return new V1.PublishResponse { RequestId = request.RequestId, Accepted = request.Events.Count };
     }
 
-    private async Task<PipelineDefinition> KnownPipelineAsync(string name)
+    /// <summary>
+    /// The pipeline, once the caller may use it that way: permission is checked on the name first, so a caller learns
+    /// nothing about pipelines it may not use (not even whether they exist), and an unknown name lists only the
+    /// pipelines the caller may use.
+    /// </summary>
+    private async Task<PipelineDefinition> KnownPipelineAsync(Caller caller, Access use, string name)
     {
         if (string.IsNullOrEmpty(name)) throw Invalid("pipeline is missing");
+        GatewayAccess.Authorize(caller, use, name);
         var pipelines = await client.GetPipelinesAsync();
         return pipelines.TryGetValue(name, out var pipeline)
             ? pipeline
-            : throw new RpcException(new Status(StatusCode.NotFound, $"unknown pipeline '{name}' (known: {string.Join(", ", pipelines.Keys.Order(StringComparer.Ordinal))})"));
+            : throw new RpcException(new Status(StatusCode.NotFound,
+                $"unknown pipeline '{name}' (known: {string.Join(", ", pipelines.Keys.Where(p => caller.May(use, p)).Order(StringComparer.Ordinal))})"));
     }
+
+    /// <summary>Keys one subscription may name at most.</summary>
+    public const int MaxSubscribedKeys = 1_000;
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 

@@ -434,6 +434,87 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task A_caller_learns_nothing_of_pipelines_it_may_not_use_and_its_reads_and_subscriptions_are_limited()
+    {
+        var options = new GatewayOptions
+        {
+            ReadsPerSecondPerCaller = 5,
+            MaxSubscriptionsPerCaller = 1,
+            EnableReflection = false,
+            ApiKeys =
+            {
+                ["producer"] = new ApiKeySettings { Hash = ApiKeyHash.Of("producer-key"), Publish = ["tumbling"] },
+                ["analyst"] = new ApiKeySettings { Hash = ApiKeyHash.Of("analyst-key"), Read = ["tumbling", "retired"] },
+                ["watcher"] = new ApiKeySettings { Hash = ApiKeyHash.Of("watcher-key"), Read = ["tumbling"] },
+            },
+        };
+        await using var host = await GatewayHost.StartAsync(options, realPort: true);
+        PipelineEvent[] one = [new("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })];
+
+        // Permission first: whether a pipeline exists is not revealed to a caller that may not use the name.
+        using var producer = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "producer-key" });
+        Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => producer.PublishAsync("no-such-pipeline", one))).StatusCode);
+        using var analyst = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "analyst-key" });
+        Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => analyst.QueryAsync("session", "k"))).StatusCode);
+        // A name it may use that does not exist: NOT_FOUND, listing only what it may read.
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => analyst.QueryAsync("retired", "k"));
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("(known: tumbling)", unknown.Status.Detail, StringComparison.Ordinal);
+        var longKey = await Assert.ThrowsAsync<RpcException>(() => analyst.QueryAsync("tumbling", new string('k', PipelineNames.MaxKeyLength + 1)));
+        Assert.Equal(StatusCode.InvalidArgument, longKey.StatusCode);
+
+        // One subscription per caller here: the second is refused while the first is open.
+        var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
+        var watcher = new Grpc.Core.Metadata { { "x-api-key", "watcher-key" } };
+        using var first = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling" }, watcher);
+        await WaitUntilAsync(async () =>
+        {
+            using var second = grpc.Subscribe(new V1.SubscribeRequest { Pipeline = "tumbling" }, watcher);
+            try
+            {
+                using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await second.ResponseStream.MoveNext(cancel.Token);
+                return false;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.ResourceExhausted)
+            {
+                Assert.Contains("already has 1 subscriptions open", e.Status.Detail, StringComparison.Ordinal);
+                return true;
+            }
+            catch (RpcException)
+            {
+                return false; // the first has not registered yet
+            }
+        }, "a second subscription of the same caller refused");
+
+        // Reads beyond the caller's rate (5/s, burst 10) are refused with a retry-after.
+        var refused = 0;
+        for (var i = 0; i < 40; i++)
+        {
+            try
+            {
+                await analyst.QueryAsync("tumbling", "k");
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.ResourceExhausted)
+            {
+                Assert.NotNull(e.Trailers.GetValue("retry-after-ms"));
+                refused++;
+            }
+        }
+
+        Assert.True(refused > 0, "40 queries at once were all admitted at 5 reads/s");
+
+        // Reflection is off.
+        using var reflection = new ServerReflection.ServerReflectionClient(host.Channel).ServerReflectionInfo();
+        var off = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await reflection.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+            await reflection.ResponseStream.MoveNext(CancellationToken.None);
+        });
+        Assert.Equal(StatusCode.Unimplemented, off.StatusCode);
+    }
+
+    [Fact]
     public async Task Health_and_reflection_are_served()
     {
         await using var host = await GatewayHost.StartAsync();
