@@ -52,6 +52,12 @@ public static class PipelineClientBuilderExtensions
     /// </summary>
     public static IClientBuilder UsePipelineCluster(this IClientBuilder client, PipelineClusterOptions options, int gatewayPort = 30000)
     {
+        if (options.Tls.Enabled)
+        {
+            var certificate = ClusterTls.LoadCertificate(options.Tls);
+            client.UseTls(certificate, tls => ClusterTls.Configure(tls, options.Tls, certificate));
+        }
+
         if (options.Mode == PipelineMode.PostgreSql)
         {
             client.Configure<ClusterOptions>(o =>

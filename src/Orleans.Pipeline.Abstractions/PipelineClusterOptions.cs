@@ -40,6 +40,15 @@ public sealed class PipelineClusterOptions
     /// <summary>PostgreSQL mode: how the durable event queues behave.</summary>
     public DurableStreamOptions Streams { get; set; } = new();
 
+    /// <summary>TLS between silos, and between clients and silos (off unless a certificate is set).</summary>
+    public ClusterTlsOptions Tls { get; set; } = new();
+
+    /// <summary>
+    /// Whether a silo listens on every interface; by default it listens only on the address it advertises (which
+    /// Kubernetes sets to the pod's IP), so nothing else on the host reaches the cluster's ports.
+    /// </summary>
+    public bool ListenOnAllInterfaces { get; set; }
+
     /// <summary>Every problem with these settings, one line each.</summary>
     public IEnumerable<string> Validate()
     {
@@ -50,6 +59,40 @@ public sealed class PipelineClusterOptions
         if (string.IsNullOrWhiteSpace(ServiceId)) yield return "Pipeline:ServiceId must not be empty";
         if (StreamQueues is < 1 or > 1024) yield return "Pipeline:StreamQueues must be in [1, 1024]";
         foreach (var problem in Streams.Validate()) yield return problem;
+        foreach (var problem in Tls.Validate()) yield return problem;
+    }
+}
+
+/// <summary>
+/// Mutual TLS for the cluster's own connections (silo to silo, client to silo): <c>Pipeline:Tls</c>. Every silo and
+/// client presents its certificate and accepts only peers whose certificate chains to <see cref="CaCertificatePath"/>
+/// (or, without a CA, only the very certificate it holds itself: one certificate shared by the whole cluster).
+/// </summary>
+public sealed class ClusterTlsOptions
+{
+    /// <summary>A PFX (PKCS#12) file with this process's certificate and private key; TLS is on when it is set.</summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>The PFX file's password.</summary>
+    public string? CertificatePassword { get; set; }
+
+    /// <summary>The CA certificate (PEM or DER) peers' certificates must chain to.</summary>
+    public string? CaCertificatePath { get; set; }
+
+    /// <summary>Whether TLS is on.</summary>
+    public bool Enabled => !string.IsNullOrWhiteSpace(CertificatePath);
+
+    /// <summary>Every problem with these settings.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (!Enabled)
+        {
+            if (!string.IsNullOrWhiteSpace(CaCertificatePath)) yield return "Pipeline:Tls:CaCertificatePath is set but Pipeline:Tls:CertificatePath is not";
+            yield break;
+        }
+
+        if (!File.Exists(CertificatePath)) yield return $"Pipeline:Tls:CertificatePath '{CertificatePath}' does not exist";
+        if (CaCertificatePath is { Length: > 0 } ca && !File.Exists(ca)) yield return $"Pipeline:Tls:CaCertificatePath '{ca}' does not exist";
     }
 }
 

@@ -106,6 +106,12 @@ public static class PipelineHostingExtensions
     /// </summary>
     public static ISiloBuilder UsePipelineCluster(this ISiloBuilder silo, PipelineClusterOptions options, int siloPort = 11111, int gatewayPort = 30000, IPAddress? advertisedAddress = null)
     {
+        if (options.Tls.Enabled)
+        {
+            var certificate = ClusterTls.LoadCertificate(options.Tls);
+            silo.UseTls(certificate, tls => ClusterTls.Configure(tls, options.Tls, certificate));
+        }
+
         if (options.Mode == PipelineMode.PostgreSql)
         {
             silo.Configure<ClusterOptions>(o =>
@@ -118,7 +124,7 @@ public static class PipelineHostingExtensions
                 o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
                 o.ConnectionString = PipelineClientBuilderExtensions.TuneConnectionString(options.ConnectionString!);
             });
-            silo.ConfigureEndpoints(advertisedAddress ?? IPAddress.Loopback, siloPort, gatewayPort, listenOnAnyHostAddress: advertisedAddress is not null);
+            silo.ConfigureEndpoints(advertisedAddress ?? IPAddress.Loopback, siloPort, gatewayPort, listenOnAnyHostAddress: options.ListenOnAllInterfaces);
         }
         else
         {
