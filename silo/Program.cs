@@ -20,6 +20,7 @@ using Orleans.Pipeline.Silo;
 // orleans-pipeline-silo demo [options]     a silo plus a synthetic workload published through the client SDK
 // orleans-pipeline-silo gateway-load [..]  a load generator for a running gateway (its own process)
 // orleans-pipeline-silo bench [--quick]    the end-to-end load benchmark (engine, naive, embedded, PostgreSQL) from 1k to 1M keys
+// orleans-pipeline-silo chaos [--minutes N] silos, producers and PostgreSQL as processes, hurt while they work; results checked against the engine
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
 var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
 var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
@@ -51,6 +52,23 @@ else if (command == "bench-publish")
 {
     return await Bench.PublishThroughGatewayAsync(rest);
 }
+else if (command == "chaos")
+{
+    if (ParseOptions(() => ChaosOptions.Parse(rest), ChaosOptions.Usage) is not { } chaos) return 2;
+    try
+    {
+        return await Chaos.RunAsync(chaos);
+    }
+    catch (InvalidOperationException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 3;
+    }
+}
+else if (command == "chaos-produce")
+{
+    return await Chaos.ProduceAsync(rest);
+}
 else if (command == "hash-key")
 {
     var key = rest.FirstOrDefault() ?? ApiKeyHash.NewKey();
@@ -61,7 +79,7 @@ else if (command == "hash-key")
 }
 else if (command is not ("run" or "migrate" or "gateway"))
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench)");
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench, chaos)");
     return 2;
 }
 

@@ -22,6 +22,7 @@ public sealed class LocalPostgres : IAsyncDisposable
     private readonly string _binDirectory;
     private readonly string _dataDirectory;
     private readonly bool _asPostgresUser;
+    private string _settings = "";
     private int _stopped;
 
     private LocalPostgres(string binDirectory, string root, int port, bool asPostgresUser)
@@ -74,6 +75,7 @@ public sealed class LocalPostgres : IAsyncDisposable
             var settings = $"-p {server.Port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c max_connections=400 " +
                 "-c shared_buffers=256MB -c max_wal_size=2GB " +
                 (durable ? "" : "-c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+            server._settings = settings;
             await server.PgAsync("pg_ctl", ["-D", server._dataDirectory, "-l", server.LogFile, "-o", settings, "-w", "-t", "60", "start"], cancellationToken);
             return server;
         }
@@ -83,6 +85,14 @@ public sealed class LocalPostgres : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>Stops the server (fast shutdown: open connections are cut) without deleting anything; <see cref="ResumeAsync"/> starts it again.</summary>
+    public Task PauseAsync(CancellationToken cancellationToken = default) =>
+        PgAsync("pg_ctl", ["-D", _dataDirectory, "-m", "fast", "-w", "stop"], cancellationToken);
+
+    /// <summary>Starts the server again after <see cref="PauseAsync"/>, on the same port.</summary>
+    public Task ResumeAsync(CancellationToken cancellationToken = default) =>
+        PgAsync("pg_ctl", ["-D", _dataDirectory, "-l", LogFile, "-o", _settings, "-w", "-t", "60", "start"], cancellationToken);
 
     /// <summary>Creates an empty database and returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string name, CancellationToken cancellationToken = default)

@@ -1,0 +1,574 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Aggregation;
+using V1 = Orleans.Pipeline.Gateway.V1;
+
+namespace Orleans.Pipeline.Silo;
+
+internal sealed record ChaosOptions(double Minutes, int Seed, int Keys, int Silos, int Rate, bool BreakDedupe = false)
+{
+    public const string Usage = "usage: chaos [--minutes N (2)] [--seed S (1)] [--keys K per producer (2000)] [--silos N (3)] [--rate events/s per producer (2000)] [--break-dedupe]";
+
+    public static ChaosOptions Parse(string[] args)
+    {
+        var options = new ChaosOptions(2, 1, 2_000, 3, 2_000);
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            if (name == "--break-dedupe")
+            {
+                // Shows that the check can fail: the restarted producer sends its last acknowledged request again
+                // under a new request id, as a producer without request ids would.
+                options = options with { BreakDedupe = true };
+                continue;
+            }
+
+            if (i + 1 >= args.Length) throw new ArgumentException($"option {name} needs a value");
+            var value = args[++i];
+            options = name switch
+            {
+                "--minutes" => options with { Minutes = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var m) && m is > 0 and <= 24 * 60 ? m : throw new ArgumentException($"--minutes: '{value}' is not a number of minutes in (0, 1440]") },
+                "--seed" => options with { Seed = Whole(name, value) },
+                "--keys" => options with { Keys = Whole(name, value) },
+                "--silos" => options with { Silos = Whole(name, value) is var n and >= 2 and <= 8 ? n : throw new ArgumentException("--silos must be in [2, 8]") },
+                "--rate" => options with { Rate = Whole(name, value) },
+                _ => throw new ArgumentException($"unknown option '{name}'"),
+            };
+        }
+
+        return options;
+    }
+
+    private static int Whole(string name, string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ArgumentException($"{name}: '{value}' is not a positive whole number");
+}
+
+/// <summary>
+/// Runs the cluster as separate processes on this machine (a throwaway PostgreSQL, several silos, a producer
+/// publishing through the gateway with request ids, and this process publishing through the .NET SDK), and hurts it
+/// while it works: silos killed with SIGKILL and restarted, one stopped gracefully and restarted, one more added, the
+/// producer killed and restarted (it resumes from its last acknowledged request), PostgreSQL stopped for a few
+/// seconds. At the end it compares the results table with the windowing engine run over the same seeded events:
+/// every window and aggregate must be identical.
+/// </summary>
+internal static class Chaos
+{
+    private const long StartMs = 1_700_000_000_000;
+    private const int ChunkSize = 250;
+
+    public static readonly PipelineDefinition Pipeline = new("chaos",
+        new WindowingDefinition(WindowSpec.Tumbling(1_000), [AggregationSpec.Count(), AggregationSpec.Sum("v"), AggregationSpec.Min("v"), AggregationSpec.Max("v")],
+            MaxOutOfOrdernessMs: 200, AllowedLatenessMs: 500),
+        Partitions: 8);
+
+    private sealed record Event(string Key, long Time, double Value);
+
+    /// <summary>The seeded events of one producer, in the order it publishes them: event time advances 4 ms per event, 5% up to 300 ms early.</summary>
+    private static List<Event> Workload(string prefix, int seed, int keys, int count)
+    {
+        var random = new Random(seed);
+        var events = new List<Event>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var early = random.NextDouble() < 0.05 ? random.Next(300) : 0;
+            events.Add(new Event($"{prefix}-{random.Next(keys)}", StartMs + i * 4L - early, random.Next(1_000)));
+        }
+
+        return events;
+    }
+
+    public static async Task<int> RunAsync(ChaosOptions options)
+    {
+        var duration = TimeSpan.FromMinutes(options.Minutes);
+        var perProducer = (int)Math.Max(ChunkSize, options.Rate * duration.TotalSeconds);
+        if (options.BreakDedupe) Console.WriteLine("chaos: --break-dedupe: the restarted producer sends its last acknowledged request again under a new id; mismatches are expected");
+        Console.WriteLine($"chaos: {options.Silos} silos, 2 producers × {perProducer:N0} events over {options.Keys:N0} keys each, {duration.TotalSeconds:0} s of faults, seed {options.Seed}");
+        Console.WriteLine("starting a throwaway PostgreSQL …");
+        await using var postgres = await LocalPostgres.StartAsync();
+        var database = await postgres.CreateDatabaseAsync("chaos");
+        await PostgresSchema.MigrateAsync(database);
+        // This process's own queries: no pooled connection outlives PostgreSQL being stopped.
+        var direct = new NpgsqlConnectionStringBuilder(database) { Pooling = false }.ConnectionString;
+        var work = Directory.CreateTempSubdirectory("orleans-pipeline-chaos-").FullName;
+        var cluster = new PipelineClusterOptions { Mode = PipelineMode.PostgreSql, ConnectionString = database, ClusterId = "chaos", ServiceId = "chaos", StreamQueues = 4 };
+
+        var silos = new List<ChildProcess>();
+        var log = new List<string>();
+        var recoveries = new List<double>();
+        var kills = 0;
+        try
+        {
+            for (var i = 0; i < options.Silos; i++) silos.Add(ChaosSilo(database, i));
+            foreach (var silo in silos) silo.Start();
+            await Task.WhenAll(silos.Select(s => s.WaitForAsync("silo started", TimeSpan.FromSeconds(90))));
+            Console.WriteLine($"{silos.Count} silos up");
+
+            var clientBuilder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+            clientBuilder.UseOrleansClient(client => client.UsePipelineCluster(cluster));
+            using var clientHost = clientBuilder.Build();
+            await clientHost.StartAsync();
+            var orleans = clientHost.Services.GetRequiredService<IClusterClient>();
+            await using var client = new PipelineClient(orleans);
+
+            var sdkEvents = Workload("sdk", options.Seed, options.Keys, perProducer);
+            var gatewayEvents = Workload("gw", options.Seed + 1, options.Keys, perProducer);
+            var progress = Path.Combine(work, "producer.progress");
+            var urls = string.Join(',', silos.Select(s => s.Environment["Pipeline__Gateway__Url"]));
+            ChildProcess Producer() => new(["chaos-produce", urls, (options.Seed + 1).ToString(CultureInfo.InvariantCulture), options.Keys.ToString(CultureInfo.InvariantCulture),
+                perProducer.ToString(CultureInfo.InvariantCulture), options.Rate.ToString(CultureInfo.InvariantCulture), progress, options.BreakDedupe ? "break" : "keep"], new Dictionary<string, string>());
+            var producer = Producer();
+            producer.Start();
+
+            var clock = Stopwatch.StartNew();
+            var sdk = Task.Run(async () =>
+            {
+                for (var i = 0; i < sdkEvents.Count; i += ChunkSize)
+                {
+                    foreach (var e in sdkEvents.Skip(i).Take(ChunkSize))
+                        await client.PublishAsync(Pipeline.Name, new PipelineEvent(e.Key, e.Time, new Dictionary<string, double> { ["v"] = e.Value }));
+                    var due = TimeSpan.FromSeconds((i + ChunkSize) / (double)options.Rate);
+                    if (due > clock.Elapsed) await Task.Delay(due - clock.Elapsed);
+                }
+
+                await client.FlushAsync();
+            });
+
+            // The faults, spread over the run, in a seeded order.
+            var random = new Random(options.Seed);
+            string[] plan = ["kill", "stop", "producer", "kill", "postgres", "add", "kill"];
+            var rounds = Math.Max(plan.Length, (int)(duration.TotalSeconds / 6));
+            var step = duration / (rounds + 1);
+            for (var round = 0; round < rounds; round++)
+            {
+                await Task.Delay(step);
+                var action = round < plan.Length ? plan[round] : random.Next(3) switch { 0 => "kill", 1 => "stop", _ => "producer" };
+                if (action == "add" && silos.Count >= 8) action = "kill";
+                var at = clock.Elapsed.TotalSeconds;
+                switch (action)
+                {
+                    case "kill":
+                    case "stop":
+                    {
+                        var victim = silos[random.Next(silos.Count)];
+                        var moved = await KeysOnAsync(orleans, victim, sdkEvents.Concat(gatewayEvents).Select(e => e.Key).Distinct().Take(400));
+                        if (action == "kill") victim.Kill();
+                        else await victim.StopGracefullyAsync(TimeSpan.FromSeconds(40));
+                        var killedAt = await DatabaseNowAsync(direct);
+                        kills += action == "kill" ? 1 : 0;
+                        log.Add($"{at,6:F1} s  {(action == "kill" ? "SIGKILL" : "SIGTERM")} silo {victim.Name} ({moved.Count} sampled keys on it)");
+                        Console.WriteLine(log[^1]);
+                        var recovery = moved.Count > 0 ? RecoveryAsync(direct, moved, killedAt) : null;
+                        await Task.Delay(TimeSpan.FromSeconds(2));
+                        victim.Start();
+                        await victim.WaitForAsync("silo started", TimeSpan.FromSeconds(90));
+                        if (recovery is not null && await recovery is { } seconds)
+                        {
+                            recoveries.Add(seconds);
+                            log.Add($"{clock.Elapsed.TotalSeconds,6:F1} s  its keys' first result {seconds:F1} s after the {(action == "kill" ? "kill" : "stop")}");
+                            Console.WriteLine(log[^1]);
+                        }
+
+                        break;
+                    }
+
+                    case "producer":
+                        producer.Kill();
+                        log.Add($"{at,6:F1} s  SIGKILL the gateway producer (acknowledged: {ReadProgress(progress)} requests); restarted");
+                        Console.WriteLine(log[^1]);
+                        producer = Producer();
+                        producer.Start();
+                        break;
+                    case "postgres":
+                        await postgres.PauseAsync();
+                        log.Add($"{at,6:F1} s  PostgreSQL stopped for 3 s");
+                        Console.WriteLine(log[^1]);
+                        await Task.Delay(TimeSpan.FromSeconds(3));
+                        await postgres.ResumeAsync();
+                        break;
+                    case "add":
+                        var added = ChaosSilo(database, silos.Count);
+                        silos.Add(added);
+                        added.Start();
+                        await added.WaitForAsync("silo started", TimeSpan.FromSeconds(90));
+                        log.Add($"{at,6:F1} s  silo {added.Name} added");
+                        Console.WriteLine(log[^1]);
+                        break;
+                }
+            }
+
+            Console.WriteLine("faults over; waiting for the producers to finish …");
+            await sdk;
+            if (!await producer.WaitForExitAsync(TimeSpan.FromMinutes(5)) || producer.ExitCode != 0)
+                throw new InvalidOperationException($"the gateway producer did not finish cleanly (exit {(producer.HasExited ? producer.ExitCode : -1)}):\n{producer.Output}");
+            await client.WaitUntilAppliedAsync();
+
+            // The reference: the windowing engine over each key's events in the order its producer published them.
+            var expected = Reference(sdkEvents.Concat(gatewayEvents));
+            Console.WriteLine($"all published; comparing {expected.Count:N0} closed windows with the results table …");
+            var outputs = Pipeline.OutputNames();
+            await using var results = NpgsqlDataSource.Create(direct);
+            var reader = new PostgresResultReader(results);
+            // Results may still be landing (redelivered items after the last fault): compare until they match, or until
+            // the table has not changed for 10 s (then what differs stays different), at most 2 minutes.
+            List<string> mismatches = [];
+            var deadline = Stopwatch.StartNew();
+            var unchanged = Stopwatch.StartNew();
+            (int, long) last = (-1, -1);
+            do
+            {
+                if (mismatches.Count > 0) await Task.Delay(TimeSpan.FromSeconds(2));
+                var stored = await ReadTableAsync(reader, outputs);
+                var signature = (stored.Count, stored.Values.Sum(r => (long)r.Revision));
+                if (signature != last)
+                {
+                    last = signature;
+                    unchanged.Restart();
+                }
+
+                mismatches = Compare(expected, stored);
+            }
+            while (mismatches.Count > 0 && unchanged.Elapsed < TimeSpan.FromSeconds(10) && deadline.Elapsed < TimeSpan.FromSeconds(120));
+
+            var sorted = recoveries.Order().ToList();
+            Console.WriteLine();
+            Console.WriteLine("| faults | SIGKILLs | events published | windows compared | mismatches | recovery p50 | recovery worst |");
+            Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {rounds} | {kills} | {sdkEvents.Count + gatewayEvents.Count:N0} | {expected.Count:N0} | {mismatches.Count} | {(sorted.Count > 0 ? $"{sorted[sorted.Count / 2]:F1} s" : "—")} | {(sorted.Count > 0 ? $"{sorted[^1]:F1} s" : "—")} |"));
+            foreach (var m in mismatches.Take(20)) Console.WriteLine($"mismatch: {m}");
+            Console.WriteLine($"mismatches {mismatches.Count}");
+            return mismatches.Count == 0 ? 0 : 1;
+        }
+        finally
+        {
+            foreach (var silo in silos) silo.Kill();
+            try
+            {
+                Directory.Delete(work, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    /// <summary>A silo process of this executable, in PostgreSQL mode, with its own ports (kept across restarts).</summary>
+    private static ChildProcess ChaosSilo(string database, int index)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["Pipeline__Mode"] = "PostgreSql",
+            ["Pipeline__ConnectionString"] = database,
+            ["Pipeline__ClusterId"] = "chaos",
+            ["Pipeline__ServiceId"] = "chaos",
+            ["Pipeline__StreamQueues"] = "4",
+            ["Pipeline__MigrateOnStart"] = "false",
+            ["Pipeline__Streams__VisibilityTimeout"] = "00:00:05",
+            ["Pipeline__Streams__PollInterval"] = "00:00:00.050",
+            ["Pipeline__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePort()}",
+            ["Pipeline__Gateway__EventsPerSecondPerCaller"] = "10000000",
+            ["Pipeline__Gateway__BurstPerCaller"] = "10000000",
+            ["Orleans__Membership__ProbeTimeout"] = "00:00:01",
+            ["Orleans__Membership__NumMissedProbesLimit"] = "2",
+            ["Orleans__Membership__NumVotesForDeathDeclaration"] = "1",
+            ["Logging__LogLevel__Default"] = "Error",
+        };
+        var prefix = $"Pipeline__Pipelines__{Pipeline.Name}__";
+        environment[prefix + "Window__Kind"] = "Tumbling";
+        environment[prefix + "Window__Size"] = "00:00:01";
+        environment[prefix + "MaxOutOfOrderness"] = "00:00:00.200";
+        environment[prefix + "AllowedLateness"] = "00:00:00.500";
+        environment[prefix + "Partitions"] = Pipeline.Partitions.ToString(CultureInfo.InvariantCulture);
+        string[] functions = ["count", "sum", "min", "max"];
+        for (var i = 0; i < functions.Length; i++)
+        {
+            environment[$"{prefix}Aggregations__{i}__Function"] = functions[i];
+            if (i > 0) environment[$"{prefix}Aggregations__{i}__Field"] = "v";
+        }
+
+        return new ChildProcess(["run"], environment) { Name = index.ToString(CultureInfo.InvariantCulture) };
+    }
+
+    /// <summary>Which of <paramref name="keys"/> have their grain on <paramref name="silo"/> right now.</summary>
+    private static async Task<List<string>> KeysOnAsync(IClusterClient orleans, ChildProcess silo, IEnumerable<string> keys)
+    {
+        var port = int.Parse(silo.Environment["Pipeline__SiloPort"], CultureInfo.InvariantCulture);
+        var management = orleans.GetGrain<IManagementGrain>(0);
+        var on = new List<string>();
+        foreach (var key in keys)
+        {
+            try
+            {
+                var grain = orleans.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(Pipeline.Name, key));
+                if ((await management.GetActivationAddress(grain))?.Endpoint.Port == port) on.Add(key);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The cluster is busy recovering from an earlier fault: fewer keys sampled.
+            }
+
+            if (on.Count >= 20) break;
+        }
+
+        return on;
+    }
+
+    private static async Task<DateTime> DatabaseNowAsync(string database)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(database);
+                await connection.OpenAsync();
+                await using var command = new NpgsqlCommand("SELECT now()", connection);
+                return (DateTime)(await command.ExecuteScalarAsync())!;
+            }
+            catch (NpgsqlException) when (attempt < 50)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200));
+            }
+        }
+    }
+
+    /// <summary>Seconds from <paramref name="since"/> until any of the keys has a result written after it (null: none within 2 minutes).</summary>
+    private static async Task<double?> RecoveryAsync(string database, List<string> keys, DateTime since)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(database);
+                await connection.OpenAsync();
+                await using var command = new NpgsqlCommand(
+                    "SELECT extract(epoch FROM min(updated_at) - @since) FROM pipeline_window_results WHERE pipeline = @pipeline AND key = ANY(@keys) AND updated_at > @since", connection);
+                command.Parameters.AddWithValue("since", since);
+                command.Parameters.AddWithValue("pipeline", Pipeline.Name);
+                command.Parameters.AddWithValue("keys", keys.ToArray());
+                if (await command.ExecuteScalarAsync() is decimal seconds) return (double)seconds;
+            }
+            catch (NpgsqlException)
+            {
+                // PostgreSQL is being stopped on purpose: ask again.
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200));
+        }
+
+        return null;
+    }
+
+    private static Dictionary<(string Key, long Start, long End), WindowResult> Reference(IEnumerable<Event> events)
+    {
+        var engines = new Dictionary<string, WindowEngine>(StringComparer.Ordinal);
+        var expected = new Dictionary<(string, long, long), WindowResult>();
+        var output = new List<WindowResult>();
+        var row = new double[1];
+        foreach (var e in events)
+        {
+            if (!engines.TryGetValue(e.Key, out var engine)) engines[e.Key] = engine = new WindowEngine(Pipeline.Windowing);
+            row[0] = e.Value;
+            output.Clear();
+            engine.Process(e.Time, row, 0, output);
+            foreach (var result in output)
+            {
+                if (result.Kind == ResultKind.Partial) continue;
+                var at = (e.Key, result.Start, result.End);
+                if (!expected.TryGetValue(at, out var held) || result.Revision >= held.Revision) expected[at] = result;
+            }
+        }
+
+        return expected;
+    }
+
+    private static async Task<Dictionary<(string Key, long Start, long End), WindowResult>> ReadTableAsync(PostgresResultReader reader, IReadOnlyList<string> outputs)
+    {
+        var stored = new Dictionary<(string, long, long), WindowResult>();
+        long after = 0;
+        while (true)
+        {
+            var changes = await reader.ReadChangesAsync(Pipeline.Name, outputs, after, [], 10_000, CancellationToken.None);
+            foreach (var change in changes)
+            {
+                var at = (change.Key, change.Result.Start, change.Result.End);
+                if (!stored.TryGetValue(at, out var held) || change.Result.Revision >= held.Revision) stored[at] = change.Result;
+                after = change.ChangeId;
+            }
+
+            if (changes.Count < 10_000) return stored;
+        }
+    }
+
+    private static List<string> Compare(Dictionary<(string Key, long Start, long End), WindowResult> expected, Dictionary<(string Key, long Start, long End), WindowResult> stored)
+    {
+        var mismatches = new List<string>();
+        foreach (var (at, want) in expected)
+        {
+            if (!stored.TryGetValue(at, out var got)) mismatches.Add($"{at.Key} [{at.Start}, {at.End}): missing");
+            else if (got.EventCount != want.EventCount || !got.Values.SequenceEqual(want.Values))
+                mismatches.Add($"{at.Key} [{at.Start}, {at.End}): {got.EventCount} events [{string.Join(", ", got.Values)}], expected {want.EventCount} [{string.Join(", ", want.Values)}]");
+        }
+
+        foreach (var at in stored.Keys.Where(k => !expected.ContainsKey(k))) mismatches.Add($"{at.Key} [{at.Start}, {at.End}): not expected");
+        return mismatches;
+    }
+
+    private static long ReadProgress(string path) =>
+        File.Exists(path) && long.TryParse(File.ReadAllText(path), NumberStyles.None, CultureInfo.InvariantCulture, out var done) ? done : 0;
+
+    /// <summary>
+    /// The gateway producer (<c>chaos-produce URLS SEED KEYS EVENTS RATE PROGRESS</c>): publishes its seeded events in
+    /// requests of <see cref="ChunkSize"/>, request id <c>chunk-N</c>, through whichever gateway answers; records each
+    /// acknowledged request in the progress file, and on start resumes after the last one recorded (the one in flight
+    /// when it was killed is sent again with its id, so it is published once).
+    /// </summary>
+    public static async Task<int> ProduceAsync(string[] args)
+    {
+        if (args.Length != 7) return 2;
+        var urls = args[0].Split(',');
+        var events = Workload("gw", int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+        var rate = int.Parse(args[4], CultureInfo.InvariantCulture);
+        var progress = args[5];
+        var channels = urls.Select(u => GrpcChannel.ForAddress(u)).ToArray();
+        var next = ReadProgress(progress);
+        var nonce = "";
+        if (args[6] == "break" && next > 0)
+        {
+            next--;
+            nonce = $"-{Guid.NewGuid():N}";
+        }
+
+        var current = 0;
+        var clock = Stopwatch.StartNew();
+        var startedAt = next;
+        for (var chunk = next; chunk * ChunkSize < events.Count; chunk++)
+        {
+            var request = new V1.PublishRequest { Pipeline = Pipeline.Name, RequestId = $"chunk-{chunk}{nonce}" };
+            foreach (var e in events.Skip((int)chunk * ChunkSize).Take(ChunkSize))
+                request.Events.Add(new V1.Event { Key = e.Key, TimeMs = e.Time, Fields = { ["v"] = e.Value } });
+            while (true)
+            {
+                try
+                {
+                    var grpc = new V1.PipelineGateway.PipelineGatewayClient(channels[current % channels.Length]);
+                    await grpc.PublishAsync(request, deadline: DateTime.UtcNow.AddSeconds(40));
+                    break;
+                }
+                catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown or StatusCode.Cancelled)
+                {
+                    current++; // another gateway
+                    await Task.Delay(TimeSpan.FromMilliseconds(200));
+                }
+            }
+
+            var temporary = progress + ".tmp";
+            await File.WriteAllTextAsync(temporary, (chunk + 1).ToString(CultureInfo.InvariantCulture), Encoding.ASCII);
+            File.Move(temporary, progress, overwrite: true);
+            var due = TimeSpan.FromSeconds((chunk + 1 - startedAt) * ChunkSize / (double)rate);
+            if (due > clock.Elapsed) await Task.Delay(due - clock.Elapsed);
+        }
+
+        return 0;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>A child process of this executable, its output kept; restartable.</summary>
+    private sealed class ChildProcess(string[] arguments, Dictionary<string, string> environment)
+    {
+        private readonly StringBuilder _output = new();
+        private Process? _process;
+
+        public string Name { get; init; } = "producer";
+
+        public Dictionary<string, string> Environment { get; } = environment;
+
+        public bool HasExited => _process?.HasExited ?? true;
+
+        public int ExitCode => _process?.ExitCode ?? -1;
+
+        public string Output
+        {
+            get { lock (_output) return _output.ToString(); }
+        }
+
+        public void Start()
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            start.ArgumentList.Add(typeof(Chaos).Assembly.Location);
+            foreach (var argument in arguments) start.ArgumentList.Add(argument);
+            foreach (var (name, value) in Environment) start.Environment[name] = value;
+            lock (_output) _output.Clear();
+            _process = Process.Start(start) ?? throw new InvalidOperationException("could not start a child process");
+            _process.OutputDataReceived += (_, e) => Append(e.Data);
+            _process.ErrorDataReceived += (_, e) => Append(e.Data);
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is null) return;
+            lock (_output) _output.AppendLine(line);
+        }
+
+        public async Task WaitForAsync(string text, TimeSpan timeout)
+        {
+            var clock = Stopwatch.StartNew();
+            while (!Output.Contains(text, StringComparison.Ordinal))
+            {
+                if (HasExited || clock.Elapsed > timeout)
+                    throw new InvalidOperationException($"process {Name} did not print '{text}' (exited: {HasExited}):\n{Output}");
+                await Task.Delay(100);
+            }
+        }
+
+        public void Kill()
+        {
+            if (_process is { HasExited: false } process)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit();
+            }
+        }
+
+        public async Task StopGracefullyAsync(TimeSpan timeout)
+        {
+            if (_process is not { HasExited: false } process) return;
+            using (var signal = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])) await signal.WaitForExitAsync();
+            if (!await WaitForExitAsync(timeout)) Kill();
+        }
+
+        public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+        {
+            if (_process is null) return true;
+            using var cancel = new CancellationTokenSource(timeout);
+            try
+            {
+                await _process.WaitForExitAsync(cancel.Token);
+                return true;
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+    }
+}
