@@ -145,12 +145,12 @@ internal static class Chaos
             // The faults, spread over the run, in a seeded order.
             var random = new Random(options.Seed);
             string[] plan = ["kill", "stop", "producer", "kill", "postgres", "add", "kill"];
-            var rounds = Math.Max(plan.Length, (int)(duration.TotalSeconds / 6));
+            var rounds = Math.Max(plan.Length, (int)(duration.TotalSeconds / 12));
             var step = duration / (rounds + 1);
             for (var round = 0; round < rounds; round++)
             {
                 await Task.Delay(step);
-                var action = round < plan.Length ? plan[round] : random.Next(3) switch { 0 => "kill", 1 => "stop", _ => "producer" };
+                var action = round < plan.Length ? plan[round] : random.Next(10) switch { < 6 => "kill", < 8 => "stop", _ => "producer" };
                 if (action == "add" && silos.Count >= 8) action = "kill";
                 var at = clock.Elapsed.TotalSeconds;
                 switch (action)
