@@ -65,6 +65,9 @@ internal static class Chaos
     private const long StartMs = 1_700_000_000_000;
     private const int ChunkSize = 250;
 
+    /// <summary>Events per request of the gateway producer (it sends one request at a time, so a request must carry enough).</summary>
+    private const int RequestSize = 1_000;
+
     public static readonly PipelineDefinition Pipeline = new("chaos",
         new WindowingDefinition(WindowSpec.Tumbling(1_000), [AggregationSpec.Count(), AggregationSpec.Sum("v"), AggregationSpec.Min("v"), AggregationSpec.Max("v")],
             MaxOutOfOrdernessMs: 200, AllowedLatenessMs: 500),
@@ -207,7 +210,7 @@ internal static class Chaos
 
             Console.WriteLine("faults over; waiting for the producers to finish …");
             await sdk;
-            if (!await producer.WaitForExitAsync(TimeSpan.FromMinutes(5)) || producer.ExitCode != 0)
+            if (!await producer.WaitForExitAsync(TimeSpan.FromMinutes(20)) || producer.ExitCode != 0)
                 throw new InvalidOperationException($"the gateway producer did not finish cleanly (exit {(producer.HasExited ? producer.ExitCode : -1)}):\n{producer.Output}");
             await client.WaitUntilAppliedAsync();
 
@@ -430,7 +433,7 @@ internal static class Chaos
 
     /// <summary>
     /// The gateway producer (<c>chaos-produce URLS SEED KEYS EVENTS RATE PROGRESS</c>): publishes its seeded events in
-    /// requests of <see cref="ChunkSize"/>, request id <c>chunk-N</c>, through whichever gateway answers; records each
+    /// requests of <see cref="RequestSize"/>, request id <c>chunk-N</c>, through whichever gateway answers; records each
     /// acknowledged request in the progress file, and on start resumes after the last one recorded (the one in flight
     /// when it was killed is sent again with its id, so it is published once).
     /// </summary>
@@ -453,34 +456,40 @@ internal static class Chaos
         var current = 0;
         var clock = Stopwatch.StartNew();
         var startedAt = next;
-        for (var chunk = next; chunk * ChunkSize < events.Count; chunk++)
+        var chunks = (events.Count + RequestSize - 1) / RequestSize;
+        // One request at a time: a key's events must reach the pipeline in the order the reference applies them, and
+        // concurrent requests promise no order between them.
+        for (var chunk = next; chunk < chunks; chunk++)
         {
             var request = new V1.PublishRequest { Pipeline = Pipeline.Name, RequestId = $"chunk-{chunk}{nonce}" };
-            foreach (var e in events.Skip((int)chunk * ChunkSize).Take(ChunkSize))
+            foreach (var e in events.Skip((int)chunk * RequestSize).Take(RequestSize))
                 request.Events.Add(new V1.Event { Key = e.Key, TimeMs = e.Time, Fields = { ["v"] = e.Value } });
-            while (true)
-            {
-                try
-                {
-                    var grpc = new V1.PipelineGateway.PipelineGatewayClient(channels[current % channels.Length]);
-                    await grpc.PublishAsync(request, deadline: DateTime.UtcNow.AddSeconds(40));
-                    break;
-                }
-                catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown or StatusCode.Cancelled)
-                {
-                    current++; // another gateway
-                    await Task.Delay(TimeSpan.FromMilliseconds(200));
-                }
-            }
-
+            await SendAsync(request, () => channels[Interlocked.Increment(ref current) % channels.Length]);
             var temporary = progress + ".tmp";
             await File.WriteAllTextAsync(temporary, (chunk + 1).ToString(CultureInfo.InvariantCulture), Encoding.ASCII);
             File.Move(temporary, progress, overwrite: true);
-            var due = TimeSpan.FromSeconds((chunk + 1 - startedAt) * ChunkSize / (double)rate);
+            var due = TimeSpan.FromSeconds((chunk + 1 - startedAt) * RequestSize / (double)rate);
             if (due > clock.Elapsed) await Task.Delay(due - clock.Elapsed);
         }
 
         return 0;
+    }
+
+    /// <summary>Sends one request until a gateway acknowledges it, moving to another gateway when one is down or busy.</summary>
+    private static async Task SendAsync(V1.PublishRequest request, Func<GrpcChannel> channel)
+    {
+        while (true)
+        {
+            try
+            {
+                await new V1.PipelineGateway.PipelineGatewayClient(channel()).PublishAsync(request, deadline: DateTime.UtcNow.AddSeconds(40));
+                return;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown or StatusCode.Cancelled)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200));
+            }
+        }
     }
 
     private static int FreePort()
