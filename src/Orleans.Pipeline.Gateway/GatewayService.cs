@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Threading.Channels;
 using Grpc.Core;
 using Npgsql;
 using Microsoft.Extensions.Logging;
@@ -299,7 +297,14 @@ internal sealed partial class GatewayService(
                     var requestId = request.RequestId;
                     _ = stored.ContinueWith(async t =>
                     {
-                        if (t.IsCompletedSuccessfully && shared is not null) await CompleteSharedAsync(shared, callerName, requestId);
+                        if (!t.IsCompletedSuccessfully)
+                        {
+                            // Not stored: this request and the retries waiting on it fail, as a publish without an id would.
+                            claim.TrySetException(t.Exception?.InnerExceptions ?? [new OperationCanceledException()]);
+                            return;
+                        }
+
+                        if (shared is not null) await CompleteSharedAsync(shared, callerName, requestId);
                         claim.TrySetResult();
                     }, TaskScheduler.Default).Unwrap();
                     publish = claim.Task;

@@ -99,10 +99,10 @@ internal sealed class RecentRequests(TimeSpan retention, int capacity, TimeProvi
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var cutoff = now - (long)retention.TotalMilliseconds;
+        // The oldest go first; an entry still publishing when it ages out is forgotten too (as before request ids were
+        // bound to content): keeping it would leave it in the map for good, since it is no longer in the queue.
         while (_order.TryPeek(out var oldest) && (oldest.At < cutoff || _order.Count > capacity) && _order.TryDequeue(out oldest))
-        {
-            if (_byId.TryGetValue(oldest.Id, out var old) && old.Publish.IsCompleted) _byId.TryRemove(oldest.Id, out _);
-        }
+            _byId.TryRemove(oldest.Id, out _);
 
         var kept = _byId.GetOrAdd(id, entry);
         if (ReferenceEquals(kept, entry)) _order.Enqueue((id, now));

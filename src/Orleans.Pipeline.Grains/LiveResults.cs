@@ -65,9 +65,8 @@ public sealed partial class LiveResults : IAsyncDisposable, ILifecycleParticipan
     /// <summary>Up to <paramref name="max"/> of the pipeline's recent batches after <paramref name="after"/>.</summary>
     public ResultLogPage Read(string pipeline, long after, int max)
     {
-        var log = _logs.GetOrAdd(pipeline, _newLog);
-        var (first, batches) = log.Read(after, max);
-        return new ResultLogPage(Origin, log.Oldest, log.Latest, first, batches);
+        var (first, batches, oldest, latest) = _logs.GetOrAdd(pipeline, _newLog).Read(after, max);
+        return new ResultLogPage(Origin, oldest, latest, first, batches);
     }
 
     /// <summary>Completes when the pipeline's log holds a position after <paramref name="after"/>, or after <paramref name="timeout"/>.</summary>
@@ -190,13 +189,16 @@ public sealed class RecentResultsLog
         }
     }
 
-    /// <summary>The batches after <paramref name="after"/> still held (from the oldest held, if older ones were overwritten), at most <paramref name="max"/>.</summary>
-    public (long First, ResultBatch[] Batches) Read(long after, int max)
+    /// <summary>
+    /// The batches after <paramref name="after"/> still held (from the oldest held, if older ones were overwritten),
+    /// at most <paramref name="max"/>, with the oldest and latest positions at that moment (one snapshot).
+    /// </summary>
+    public (long First, ResultBatch[] Batches, long Oldest, long Latest) Read(long after, int max)
     {
         lock (_gate)
         {
             var first = Math.Max(after + 1, OldestHeld);
-            return (first, Copy(first, max));
+            return (first, Copy(first, max), OldestHeld, _latest);
         }
     }
 

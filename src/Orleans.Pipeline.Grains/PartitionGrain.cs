@@ -123,10 +123,10 @@ internal sealed partial class PartitionGrain(
     public async Task AbandonAsync(Guid producer, long sequence)
     {
         var current = _state;
-        if (sequence <= current.LastSequence.GetValueOrDefault(producer) && current.LastSequence.ContainsKey(producer)) return;
+        if (current.LastSequence.TryGetValue(producer, out var applied) && sequence <= applied) return;
         if (current.Held.Exists(h => h.Item.ProducerId == producer && h.Item.Sequence == sequence)) return; // it arrived after all
         if (!current.Abandoned.TryGetValue(producer, out var abandoned)) current.Abandoned[producer] = abandoned = [];
-        if (!abandoned.Contains(sequence)) abandoned.Add(sequence);
+        if (!abandoned.Contains(sequence) && abandoned.Count < MaxSkippedPerProducer) abandoned.Add(sequence);
         if (!current.LastSequence.ContainsKey(producer) && sequence == 1) RememberSequence(producer, 0);
         if (current.LastSequence.ContainsKey(producer))
         {
@@ -148,7 +148,7 @@ internal sealed partial class PartitionGrain(
             last++;
             RememberSequence(producer, last);
             if (!current.Skipped.TryGetValue(producer, out var skipped)) current.Skipped[producer] = skipped = [];
-            skipped.Add(last);
+            if (skipped.Count < MaxSkippedPerProducer) skipped.Add(last);
         }
 
         abandoned.RemoveAll(s => s <= last);

@@ -18,7 +18,7 @@ public sealed class RecentResultsTests
     {
         var log = new RecentResultsLog(capacity: 4);
         for (var i = 1; i <= 3; i++) Assert.Equal(i, log.Append(Batch(i)));
-        var (first, batches) = log.Read(after: 1, max: 10);
+        var (first, batches, _, _) = log.Read(after: 1, max: 10);
         Assert.Equal(2, first);
         Assert.Equal(["k2", "k3"], batches.Select(b => b.Key));
         Assert.Equal((1, 3), (log.Oldest, log.Latest));
@@ -30,7 +30,8 @@ public sealed class RecentResultsTests
         var log = new RecentResultsLog(capacity: 4);
         for (var i = 1; i <= 10; i++) log.Append(Batch(i));
         Assert.Equal((7, 10), (log.Oldest, log.Latest));
-        var (first, batches) = log.Read(after: 2, max: 10);
+        var (first, batches, oldest, latest) = log.Read(after: 2, max: 10);
+        Assert.Equal((7, 10), (oldest, latest));
         Assert.Equal(7, first);
         Assert.Equal(["k7", "k8", "k9", "k10"], batches.Select(b => b.Key));
         Assert.Empty(log.Read(after: 10, max: 10).Batches);
@@ -107,8 +108,8 @@ public sealed class RecentResultsTests
 
         public Task<ResultLogPage> ReadAsync(long after, int max, TimeSpan wait)
         {
-            var (first, batches) = Log.Read(after, max);
-            return Task.FromResult(new ResultLogPage(origin, Log.Oldest, Log.Latest, first, batches));
+            var (first, batches, oldest, latest) = Log.Read(after, max);
+            return Task.FromResult(new ResultLogPage(origin, oldest, latest, first, batches));
         }
     }
 }
