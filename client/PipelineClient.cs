@@ -73,6 +73,38 @@ public sealed class PipelineClient : IAsyncDisposable
     /// <summary>This client's producer id, carried by every item it sends.</summary>
     public Guid ProducerId { get; } = Guid.NewGuid();
 
+    private readonly SortedSet<long> _openRequests = [];
+    private long _lastRequest;
+
+    /// <summary>
+    /// Tags a new request of this producer, open until <see cref="CloseRequest"/>: while it is open, the partitions
+    /// remember which of them applied its events, so that the request published again under the same tag (by any
+    /// client, e.g. another gateway after this one died part way) is applied once. Close it once it can no longer be
+    /// published again (its request id is marked done).
+    /// </summary>
+    public RequestTag OpenRequest()
+    {
+        lock (_openRequests)
+        {
+            var tag = ++_lastRequest;
+            _openRequests.Add(tag);
+            return new RequestTag(ProducerId, tag);
+        }
+    }
+
+    /// <summary>Closes a request tagged by <see cref="OpenRequest"/>: the partitions may forget it.</summary>
+    public void CloseRequest(RequestTag request)
+    {
+        if (request.Producer != ProducerId) throw new ArgumentException($"request {request.Tag} was tagged by producer {request.Producer}, not this client ({ProducerId})", nameof(request));
+        lock (_openRequests) _openRequests.Remove(request.Tag);
+    }
+
+    /// <summary>This producer's oldest tag that may still be published again (0 before the first tag).</summary>
+    private long OpenFrom()
+    {
+        lock (_openRequests) return _lastRequest == 0 ? 0 : _openRequests.Count > 0 ? _openRequests.Min : _lastRequest + 1;
+    }
+
     /// <summary>Events accepted by <c>PublishAsync</c>.</summary>
     public long PublishedEvents => Interlocked.Read(ref _published);
 
@@ -316,7 +348,7 @@ public sealed class PipelineClient : IAsyncDisposable
                 wait = buffer.Count >= _options.MaxBatchSize || buffer.FlushRequested ? TimeSpan.Zero : _options.Linger - _time.GetElapsedTime(buffer.FirstAddedAt);
                 batch = null;
                 waiters = null;
-                if (wait <= TimeSpan.Zero) (batch, waiters) = buffer.Cut(ProducerId, _time.GetUtcNow().ToUnixTimeMilliseconds());
+                if (wait <= TimeSpan.Zero) (batch, waiters) = buffer.Cut(ProducerId, _time.GetUtcNow().ToUnixTimeMilliseconds(), OpenFrom());
             }
 
             if (batch is null)
@@ -454,11 +486,39 @@ public sealed class PipelineClient : IAsyncDisposable
     /// completes when every one of these events is stored. Such items are never given up: they are retried with the
     /// same sequence until stored, so waiting longer never publishes anything twice.
     /// </summary>
-    public Task PublishAndWaitAsync(ValidatedEvents validated)
+    /// <remarks>
+    /// A tagged request (<paramref name="request"/>: <see cref="OpenRequest"/>, or the tag another client gave it when
+    /// it first published it) is applied once by each partition, however many clients publish it.
+    /// </remarks>
+    public Task PublishAndWaitAsync(ValidatedEvents validated, RequestTag? request = null)
     {
         var definition = _pipelines![validated.Pipeline];
         var stored = new HashSet<Task>();
         var now = _time.GetTimestamp();
+        if (request is { } tag)
+        {
+            // A partition's share of the request goes into its buffer at once, so it travels in one item: applied
+            // there in full, or not at all.
+            var byPartition = new List<int>[definition.Partitions];
+            for (var i = 0; i < validated.Events.Count; i++)
+                (byPartition[PipelineNames.PartitionOf(validated.Events[i].Key, definition.Partitions)] ??= []).Add(i);
+            foreach (var indices in byPartition)
+            {
+                if (indices is null) continue;
+                var buffer = BufferFor(definition, validated.Events[indices[0]].Key);
+                lock (buffer)
+                {
+                    var index = buffer.AddRequest(tag);
+                    foreach (var i in indices) buffer.Add(validated.Events[i].Key, validated.Events[i].TimeMs, validated.Rows[i], now, index);
+                    stored.Add(buffer.CurrentBatchStored());
+                    EnsureSender(buffer);
+                }
+            }
+
+            Interlocked.Add(ref _published, validated.Events.Count);
+            return Task.WhenAll(stored);
+        }
+
         for (var i = 0; i < validated.Events.Count; i++)
         {
             var item = validated.Events[i];
@@ -486,6 +546,8 @@ public sealed class PipelineClient : IAsyncDisposable
         private readonly List<int> _eventKeys = [];
         private readonly List<long> _times = [];
         private readonly List<double> _values = [];
+        private List<RequestTag>? _requests;
+        private List<int>? _eventRequests;
         private TaskCompletionSource? _waiters;
         private TaskCompletionSource? _room;
         private TaskCompletionSource? _full;
@@ -506,8 +568,25 @@ public sealed class PipelineClient : IAsyncDisposable
         /// <summary>The highest sequence the partition reported applied (sender only).</summary>
         public long Applied { get; set; }
 
-        public void Add(string key, long time, double[] row, long timestamp)
+        /// <summary>The index of a tagged request among the buffered ones (added if new).</summary>
+        public int AddRequest(RequestTag request)
         {
+            _requests ??= [];
+            if (_eventRequests is null)
+            {
+                _eventRequests = new List<int>(_times.Count + 64);
+                for (var i = 0; i < _times.Count; i++) _eventRequests.Add(-1);
+            }
+
+            var at = _requests.IndexOf(request);
+            if (at >= 0) return at;
+            _requests.Add(request);
+            return _requests.Count - 1;
+        }
+
+        public void Add(string key, long time, double[] row, long timestamp, int request = -1)
+        {
+            _eventRequests?.Add(request);
             if (_times.Count == 0) FirstAddedAt = timestamp;
             if (!_keyIndex.TryGetValue(key, out var index))
             {
@@ -553,8 +632,9 @@ public sealed class PipelineClient : IAsyncDisposable
         }
 
         /// <summary>Cuts the buffered events into the partition's next item, grouped by key (under the lock).</summary>
-        public (PartitionBatch Batch, TaskCompletionSource? Waiters) Cut(Guid producer, long nowMs)
+        public (PartitionBatch Batch, TaskCompletionSource? Waiters) Cut(Guid producer, long nowMs, long openFrom)
         {
+            var eventRequests = _eventRequests is null ? null : new int[_eventRequests.Count];
             var width = fields.Length;
             var ends = new int[_keys.Count];
             foreach (var k in _eventKeys) ends[k]++;
@@ -572,11 +652,15 @@ public sealed class PipelineClient : IAsyncDisposable
             {
                 var to = starts[_eventKeys[i]]++;
                 times[to] = _times[i];
+                if (eventRequests is not null) eventRequests[to] = _eventRequests![i];
                 for (var f = 0; f < width; f++) values[to * width + f] = _values[i * width + f];
             }
 
-            var batch = new PartitionBatch(Partition, producer, ++LastSequence, fields, [.. _keys], ends, times, values, nowMs);
+            var batch = new PartitionBatch(Partition, producer, ++LastSequence, fields, [.. _keys], ends, times, values, nowMs,
+                _requests is null ? null : [.. _requests], eventRequests, openFrom);
             var waiters = _waiters;
+            _requests = null;
+            _eventRequests = null;
             _keyIndex.Clear();
             _keys.Clear();
             _eventKeys.Clear();

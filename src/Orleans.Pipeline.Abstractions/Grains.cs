@@ -40,7 +40,25 @@ public interface IPartitionGrain : IGrainWithStringKey
     /// items need not wait for it. If it turns up after all, it is applied once.
     /// </summary>
     Task AbandonAsync(Guid producer, long sequence);
+
+    /// <summary>What the partition holds and remembers, for operators and tests.</summary>
+    [ReadOnly]
+    Task<PartitionStatus> GetStatusAsync();
 }
+
+/// <summary>A partition's bookkeeping.</summary>
+/// <param name="Producers">Producers whose progress it remembers.</param>
+/// <param name="HeldItems">Items waiting behind a gap in their producer's sequence.</param>
+/// <param name="RememberedRequests">Tagged requests it remembers as applied (those that may still be published again).</param>
+/// <param name="DuplicateItems">Items dropped as repeats.</param>
+/// <param name="DuplicateRequestEvents">Events dropped because their request had been applied already (brought by another item).</param>
+[GenerateSerializer, Immutable, Alias("pipeline.partition-status")]
+public sealed record PartitionStatus(
+    [property: Id(0)] int Producers,
+    [property: Id(1)] int HeldItems,
+    [property: Id(2)] int RememberedRequests,
+    [property: Id(3)] long DuplicateItems,
+    [property: Id(4)] long DuplicateRequestEvents);
 
 /// <summary>The pipelines a silo runs, for clients (one per cluster: key 0).</summary>
 public interface IPipelineCatalogGrain : IGrainWithIntegerKey

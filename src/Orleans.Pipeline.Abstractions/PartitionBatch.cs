@@ -15,6 +15,16 @@ namespace Orleans.Pipeline;
 /// <param name="Times">Event time of each event, Unix milliseconds; one key's events in the order they were published.</param>
 /// <param name="Values">Row-major values, <c>Times.Length × FieldNames.Length</c>; NaN marks a missing value.</param>
 /// <param name="SentAtMs">When the producer sent the item (processing time), for end-to-end latency.</param>
+/// <param name="Requests">
+/// The tagged requests some of the item's events belong to (a gateway's requests with a request id), or null. The
+/// partition applies each request's events once, whichever item brings them: a request that one gateway stored in
+/// part before it died and another published again (under the same tag) is neither lost nor doubled.
+/// </param>
+/// <param name="EventRequests">Per event (in <see cref="Times"/> order), its index in <see cref="Requests"/>, or -1; null when <see cref="Requests"/> is.</param>
+/// <param name="OpenFrom">
+/// The producer's oldest tag that may still be published again (0: none tagged); the partition forgets this
+/// producer's applied tags below it.
+/// </param>
 [GenerateSerializer, Immutable, Alias("pipeline.partition-batch")]
 public sealed record PartitionBatch(
     [property: Id(0)] int Partition,
@@ -25,7 +35,10 @@ public sealed record PartitionBatch(
     [property: Id(5)] int[] KeyEnds,
     [property: Id(6)] long[] Times,
     [property: Id(7)] double[] Values,
-    [property: Id(8)] long SentAtMs)
+    [property: Id(8)] long SentAtMs,
+    [property: Id(9)] RequestTag[]? Requests = null,
+    [property: Id(10)] int[]? EventRequests = null,
+    [property: Id(11)] long OpenFrom = 0)
 {
     /// <summary>Number of events in the item.</summary>
     public int Count => Times.Length;
@@ -47,9 +60,27 @@ public sealed record PartitionBatch(
             start = end;
         }
 
-        return start == Times.Length ? null : "key ends do not cover every event";
+        if (start != Times.Length) return "key ends do not cover every event";
+        if ((Requests is null) != (EventRequests is null)) return "requests without their events' indices, or the other way round";
+        if (EventRequests is not null)
+        {
+            if (EventRequests.Length != Times.Length) return $"{EventRequests.Length} request indices for {Times.Length} events";
+            foreach (var r in EventRequests)
+            {
+                if (r < -1 || r >= Requests!.Length) return $"request index {r} is outside the item's {Requests!.Length} requests";
+            }
+        }
+
+        return null;
     }
 }
+
+/// <summary>
+/// A tagged request: the producer that first published it and the number it gave it (increasing per producer). A
+/// request published again by another producer keeps its first tag, so the partitions recognise its events.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("pipeline.request-tag")]
+public readonly record struct RequestTag([property: Id(0)] Guid Producer, [property: Id(1)] long Tag);
 
 /// <summary>
 /// One key's share of a <see cref="PartitionBatch"/>, handed by the partition to the key's grain. <see cref="Delivery"/>

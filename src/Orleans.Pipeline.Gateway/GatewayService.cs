@@ -153,17 +153,19 @@ internal sealed partial class GatewayService(
     /// (up to the publish timeout); a claim left unfinished for twice the publish timeout (its gateway died) is taken
     /// over and published again.
     /// </summary>
-    private async Task<ClaimOutcome> ClaimSharedAsync(string caller, string requestId, byte[] hash, int events, CancellationToken cancellationToken)
+    private async Task<(ClaimOutcome Outcome, RequestTag PublishAs)> ClaimSharedAsync(string caller, string requestId, byte[] hash, int events, RequestTag mine, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + options.PublishTimeout;
         while (true)
         {
-            var outcome = await sharedIds!.ClaimAsync(caller, requestId, hash, events, cancellationToken);
-            if (outcome != ClaimOutcome.InProgress) return outcome;
-            if (await sharedIds.TakeOverAsync(caller, requestId, options.PublishTimeout * 2, cancellationToken))
+            var outcome = await sharedIds!.ClaimAsync(caller, requestId, hash, events, mine, cancellationToken);
+            if (outcome != ClaimOutcome.InProgress) return (outcome, mine);
+            if (await sharedIds.TakeOverAsync(caller, requestId, options.PublishTimeout * 2, cancellationToken) is { } takeOver)
             {
+                // Published again under the tag it was first published under: partitions that stored the first
+                // gateway's share drop it from this copy.
                 LogRequestTakenOver(requestId);
-                return ClaimOutcome.Claimed;
+                return (ClaimOutcome.Claimed, takeOver.Origin ?? mine);
             }
 
             if (DateTime.UtcNow > deadline)
@@ -176,22 +178,45 @@ internal sealed partial class GatewayService(
         }
     }
 
-    private async Task CompleteSharedAsync(ISharedRequestIds shared, string caller, string requestId)
+    /// <summary>
+    /// Marks a stored request done, then closes its tag: at once, or after <see cref="TakenOverRetention"/> when it
+    /// may still be published again (another gateway took it over, or it could not be marked done).
+    /// </summary>
+    private async Task CompleteSharedAsync(ISharedRequestIds shared, string caller, string requestId, RequestTag? ownTag)
     {
+        var again = true;
         for (var attempt = 0; attempt < 5; attempt++)
         {
             try
             {
-                await shared.CompleteAsync(caller, requestId, CancellationToken.None);
-                return;
+                again = await shared.CompleteAsync(caller, requestId, CancellationToken.None);
+                break;
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(200 << attempt));
+                if (attempt == 4) LogRequestNotMarked(requestId);
+                else await Task.Delay(TimeSpan.FromMilliseconds(200 << attempt));
             }
         }
 
-        LogRequestNotMarked(requestId);
+        if (ownTag is { } tag) CloseLater(tag, again);
+    }
+
+    /// <summary>
+    /// How long a request's tag stays open after it may have been published again elsewhere: the other copy reaches the
+    /// partitions well within it, and they must still know the request when it does.
+    /// </summary>
+    internal static readonly TimeSpan TakenOverRetention = TimeSpan.FromMinutes(10);
+
+    private void CloseLater(RequestTag tag, bool mayComeAgain)
+    {
+        if (!mayComeAgain)
+        {
+            client.CloseRequest(tag);
+            return;
+        }
+
+        _ = Task.Delay(TakenOverRetention).ContinueWith(_ => client.CloseRequest(tag), TaskScheduler.Default);
     }
 
     private static RpcException AlreadyUsed(string requestId) => new(new Status(StatusCode.AlreadyExists,
@@ -260,6 +285,8 @@ internal sealed partial class GatewayService(
         if (id is null || mine is not null)
         {
             var sharedClaim = false;
+            RequestTag? ownTag = null;
+            RequestTag? publishAs = null;
             try
             {
                 ValidatedEvents validated;
@@ -275,36 +302,51 @@ internal sealed partial class GatewayService(
                 if (sharedIds is not null && id is not null)
                 {
                     // Cluster mode: a retry may reach another gateway; the ids live in PostgreSQL.
-                    var outcome = await ClaimSharedAsync(caller.Name, request.RequestId, hash!, request.Events.Count, context.CancellationToken);
+                    // Tagged, so that a gateway taking the request over if this one dies part way publishes it again
+                    // under the same tag and the partitions that stored this one's share drop it.
+                    ownTag = client.OpenRequest();
+                    var (outcome, tag) = await ClaimSharedAsync(caller.Name, request.RequestId, hash!, request.Events.Count, ownTag.Value, context.CancellationToken);
                     if (outcome == ClaimOutcome.Conflict) throw AlreadyUsed(request.RequestId);
                     if (outcome == ClaimOutcome.Done)
                     {
+                        client.CloseRequest(ownTag.Value);
+                        ownTag = null;
                         claim!.TrySetResult();
                         return new V1.PublishResponse { RequestId = request.RequestId, Accepted = request.Events.Count };
                     }
 
                     sharedClaim = true;
+                    publishAs = tag;
+                    if (tag != ownTag)
+                    {
+                        // Taken over: published under the first gateway's tag; this gateway's own is not used.
+                        client.CloseRequest(ownTag.Value);
+                        ownTag = null;
+                    }
                 }
 
                 // Admitted events count against the limits until they are stored, however long that takes.
                 var lease = limits.Admit(caller.Name, request.Events.Count, context);
-                var stored = client.PublishAndWaitAsync(validated);
+                var stored = client.PublishAndWaitAsync(validated, publishAs);
                 _ = stored.ContinueWith(_ => lease.Dispose(), TaskScheduler.Default);
                 if (claim is not null)
                 {
                     var shared = sharedClaim ? sharedIds : null;
                     var callerName = caller.Name;
                     var requestId = request.RequestId;
+                    var tag = ownTag;
                     _ = stored.ContinueWith(async t =>
                     {
                         if (!t.IsCompletedSuccessfully)
                         {
-                            // Not stored: this request and the retries waiting on it fail, as a publish without an id would.
+                            // Not stored: this request and the retries waiting on it fail, as a publish without an id
+                            // would. Its claim stays: a retry takes it over and publishes it again under the same tag.
+                            if (tag is { } open) CloseLater(open, mayComeAgain: true);
                             claim.TrySetException(t.Exception?.InnerExceptions ?? [new OperationCanceledException()]);
                             return;
                         }
 
-                        if (shared is not null) await CompleteSharedAsync(shared, callerName, requestId);
+                        if (shared is not null) await CompleteSharedAsync(shared, callerName, requestId, tag);
                         claim.TrySetResult();
                     }, TaskScheduler.Default).Unwrap();
                     publish = claim.Task;
@@ -323,7 +365,9 @@ internal sealed partial class GatewayService(
                     claim!.TrySetException(e);
                 }
 
-                if (sharedClaim) await sharedIds!.ReleaseAsync(caller.Name, request.RequestId, CancellationToken.None);
+                // A claim taken over keeps its row: part of the request may be stored under the first gateway's tag.
+                if (sharedClaim && ownTag is not null) await sharedIds!.ReleaseAsync(caller.Name, request.RequestId, CancellationToken.None);
+                if (ownTag is { } unused) client.CloseRequest(unused);
                 throw;
             }
         }

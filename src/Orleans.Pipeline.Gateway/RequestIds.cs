@@ -29,16 +29,24 @@ internal enum ClaimOutcome
 /// </summary>
 internal interface ISharedRequestIds
 {
-    Task<ClaimOutcome> ClaimAsync(string caller, string requestId, byte[] hash, int events, CancellationToken cancellationToken);
+    /// <summary>Claims the id for this request, published under <paramref name="origin"/>.</summary>
+    Task<ClaimOutcome> ClaimAsync(string caller, string requestId, byte[] hash, int events, RequestTag origin, CancellationToken cancellationToken);
 
-    /// <summary>Takes over a claim whose gateway has not finished it for <paramref name="lease"/> (it died or hangs).</summary>
-    Task<bool> TakeOverAsync(string caller, string requestId, TimeSpan lease, CancellationToken cancellationToken);
+    /// <summary>
+    /// Takes over a claim whose gateway has not finished it for <paramref name="lease"/> (it died or hangs): null when
+    /// not taken; otherwise the tag the request was first published under (null inside when unknown).
+    /// </summary>
+    Task<TakeOver?> TakeOverAsync(string caller, string requestId, TimeSpan lease, CancellationToken cancellationToken);
 
-    Task CompleteAsync(string caller, string requestId, CancellationToken cancellationToken);
+    /// <summary>Marks the request stored; true when another gateway took it over meanwhile (its copy may still be on its way).</summary>
+    Task<bool> CompleteAsync(string caller, string requestId, CancellationToken cancellationToken);
 
     /// <summary>Frees an id whose request was refused before anything was published.</summary>
     Task ReleaseAsync(string caller, string requestId, CancellationToken cancellationToken);
 }
+
+/// <summary>A claim taken over, with the tag its request was first published under (null for a claim recorded without one).</summary>
+internal sealed record TakeOver(RequestTag? Origin);
 
 /// <summary>The content hash a request id is bound to: pipeline and every event (key, time, fields sorted by name).</summary>
 internal static class RequestContent
@@ -115,13 +123,13 @@ internal sealed class PostgresRequestIds(NpgsqlDataSource dataSource, string gat
 {
     private long _lastPurge;
 
-    public async Task<ClaimOutcome> ClaimAsync(string caller, string requestId, byte[] hash, int events, CancellationToken cancellationToken)
+    public async Task<ClaimOutcome> ClaimAsync(string caller, string requestId, byte[] hash, int events, RequestTag origin, CancellationToken cancellationToken)
     {
         await PurgeAsync(cancellationToken);
         await using var command = dataSource.CreateCommand("""
             WITH claimed AS (
-                INSERT INTO pipeline_request_ids (caller, request_id, content_hash, events, claimed_by)
-                VALUES (@caller, @id, @hash, @events, @gateway)
+                INSERT INTO pipeline_request_ids (caller, request_id, content_hash, events, claimed_by, origin_producer, origin_tag)
+                VALUES (@caller, @id, @hash, @events, @gateway, @producer, @tag)
                 ON CONFLICT (caller, request_id) DO NOTHING
                 RETURNING true AS mine)
             SELECT true, true, true FROM claimed
@@ -134,6 +142,8 @@ internal sealed class PostgresRequestIds(NpgsqlDataSource dataSource, string gat
         command.Parameters.AddWithValue("hash", hash);
         command.Parameters.AddWithValue("events", events);
         command.Parameters.AddWithValue("gateway", gateway);
+        command.Parameters.AddWithValue("producer", origin.Producer);
+        command.Parameters.AddWithValue("tag", origin.Tag);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) return ClaimOutcome.InProgress; // released between the two reads: ask again
         if (reader.GetBoolean(0)) return ClaimOutcome.Claimed;
@@ -141,25 +151,29 @@ internal sealed class PostgresRequestIds(NpgsqlDataSource dataSource, string gat
         return reader.GetBoolean(2) ? ClaimOutcome.Done : ClaimOutcome.InProgress;
     }
 
-    public async Task<bool> TakeOverAsync(string caller, string requestId, TimeSpan lease, CancellationToken cancellationToken)
+    public async Task<TakeOver?> TakeOverAsync(string caller, string requestId, TimeSpan lease, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
-            UPDATE pipeline_request_ids SET claimed_by = @gateway, claimed_at = now()
+            UPDATE pipeline_request_ids SET claimed_by = @gateway, claimed_at = now(), taken_over = true
             WHERE caller = @caller AND request_id = @id AND done_at IS NULL AND claimed_at < now() - @lease
+            RETURNING origin_producer, origin_tag
             """);
         command.Parameters.AddWithValue("caller", caller);
         command.Parameters.AddWithValue("id", requestId);
         command.Parameters.AddWithValue("gateway", gateway);
         command.Parameters.AddWithValue("lease", lease);
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return null;
+        return new TakeOver(reader.IsDBNull(0) || reader.IsDBNull(1) ? null : new RequestTag(reader.GetGuid(0), reader.GetInt64(1)));
     }
 
-    public async Task CompleteAsync(string caller, string requestId, CancellationToken cancellationToken)
+    public async Task<bool> CompleteAsync(string caller, string requestId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("UPDATE pipeline_request_ids SET done_at = now() WHERE caller = @caller AND request_id = @id");
+        await using var command = dataSource.CreateCommand("UPDATE pipeline_request_ids SET done_at = coalesce(done_at, now()) WHERE caller = @caller AND request_id = @id RETURNING taken_over");
         command.Parameters.AddWithValue("caller", caller);
         command.Parameters.AddWithValue("id", requestId);
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        // A row purged meanwhile cannot be taken over any more: nothing to keep open for.
+        return await command.ExecuteScalarAsync(cancellationToken) is true;
     }
 
     public async Task ReleaseAsync(string caller, string requestId, CancellationToken cancellationToken)

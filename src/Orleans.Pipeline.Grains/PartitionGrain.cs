@@ -36,6 +36,9 @@ internal sealed partial class PartitionGrain(
     /// <summary>Producers remembered per partition for ordering and dedupe; the least recently heard from is forgotten first.</summary>
     internal const int MaxProducers = 4096;
 
+    /// <summary>Applied request tags remembered per producer (its open requests: a bound that only a stuck producer reaches).</summary>
+    internal const int MaxRequestsPerProducer = 65_536;
+
     /// <summary>Skipped sequences remembered per producer.</summary>
     private const int MaxSkippedPerProducer = 1024;
 
@@ -137,6 +140,9 @@ internal sealed partial class PartitionGrain(
         await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
         Notify(producer);
     }
+
+    public Task<PartitionStatus> GetStatusAsync() => Task.FromResult(new PartitionStatus(
+        _state.LastSequence.Count, _state.Held.Count, _state.AppliedRequests.Values.Sum(t => t.Count), _state.DuplicateItems, _state.DuplicateRequestEvents));
 
     /// <summary>Moves the producer's progress past the abandoned sequences right after it (as if skipped).</summary>
     private void PassAbandoned(Guid producer)
@@ -261,6 +267,8 @@ internal sealed partial class PartitionGrain(
             if (options.StateWriteInterval <= TimeSpan.Zero) await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
         }
 
+        var original = item;
+        item = WithoutAppliedRequests(item);
         var width = item.FieldNames.Length;
         var calls = new Task<ResultBatch?>[item.Keys.Length];
         var start = 0;
@@ -274,10 +282,97 @@ internal sealed partial class PartitionGrain(
         }
 
         await Task.WhenAll(calls);
+        RecordRequests(original);
         current.Assigned.Remove(assigned);
         if (item.Sequence > current.LastSequence.GetValueOrDefault(item.ProducerId)) RememberSequence(item.ProducerId, item.Sequence);
         else TouchProducer(item.ProducerId);
         Publish(calls);
+    }
+
+    /// <summary>
+    /// The item without the events of tagged requests this partition applied before (brought by another producer's
+    /// item: a request published again after its first gateway died part way). Deterministic for a given state, so a
+    /// redelivered item is cut the same way again.
+    /// </summary>
+    private PartitionBatch WithoutAppliedRequests(PartitionBatch item)
+    {
+        if (item.Requests is not { Length: > 0 } requests || item.EventRequests is not { } eventRequests) return item;
+        bool[]? drop = null;
+        for (var r = 0; r < requests.Length; r++)
+        {
+            if (IsApplied(requests[r])) (drop ??= new bool[requests.Length])[r] = true;
+        }
+
+        if (drop is null) return item;
+        var width = item.FieldNames.Length;
+        List<string> keys = [];
+        List<int> ends = [];
+        List<long> times = [];
+        List<double> values = [];
+        List<int> kept = [];
+        var start = 0;
+        for (var k = 0; k < item.Keys.Length; k++)
+        {
+            var end = item.KeyEnds[k];
+            var before = times.Count;
+            for (var i = start; i < end; i++)
+            {
+                var r = eventRequests[i];
+                if (r >= 0 && drop[r]) continue;
+                times.Add(item.Times[i]);
+                values.AddRange(item.Values.AsSpan(i * width, width));
+                kept.Add(r);
+            }
+
+            if (times.Count > before)
+            {
+                keys.Add(item.Keys[k]);
+                ends.Add(times.Count);
+            }
+
+            start = end;
+        }
+
+        _state.DuplicateRequestEvents += item.Count - times.Count;
+        LogRequestRepeat(_pipeline, _partition, item.Count - times.Count, item.ProducerId, item.Sequence);
+        return item with { Keys = [.. keys], KeyEnds = [.. ends], Times = [.. times], Values = [.. values], EventRequests = [.. kept] };
+    }
+
+    private bool IsApplied(RequestTag request) =>
+        _state.AppliedRequests.TryGetValue(request.Producer, out var tags) && tags.BinarySearch(request.Tag) >= 0;
+
+    /// <summary>Remembers the item's tagged requests as applied, and forgets its producer's tags below its <see cref="PartitionBatch.OpenFrom"/>.</summary>
+    private void RecordRequests(PartitionBatch item)
+    {
+        var all = _state.AppliedRequests;
+        if (item.Requests is { Length: > 0 } requests)
+        {
+            foreach (var request in requests)
+            {
+                if (!all.TryGetValue(request.Producer, out var tags))
+                {
+                    // Bounded like the producers' marks: the entry added longest ago goes (a dead producer's, typically).
+                    if (all.Count >= MaxProducers) all.Remove(all.Keys.First());
+                    all[request.Producer] = tags = [];
+                }
+
+                var at = tags.BinarySearch(request.Tag);
+                if (at >= 0) continue;
+                tags.Insert(~at, request.Tag);
+                if (tags.Count > MaxRequestsPerProducer)
+                {
+                    LogRequestsForgotten(_pipeline, _partition, request.Producer, tags[0]);
+                    tags.RemoveAt(0);
+                }
+            }
+        }
+
+        if (item.OpenFrom > 0 && all.TryGetValue(item.ProducerId, out var own))
+        {
+            var below = own.BinarySearch(item.OpenFrom);
+            own.RemoveRange(0, below >= 0 ? below : ~below);
+            if (own.Count == 0) all.Remove(item.ProducerId);
+        }
     }
 
     private void Publish(Task<ResultBatch?>[] calls)
@@ -443,6 +538,12 @@ internal sealed partial class PartitionGrain(
         order.RemoveAt(at);
         order.Add(producer);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Pipeline '{Pipeline}', partition {Partition}: {Events} events of item {Sequence} of producer {Producer} belong to requests applied before (published again after a gateway failed); dropped")]
+    private partial void LogRequestRepeat(string pipeline, int partition, int events, Guid producer, long sequence);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline '{Pipeline}', partition {Partition}: producer {Producer} has more open requests than are remembered; request {Tag} is forgotten (published again, it would be applied twice)")]
+    private partial void LogRequestsForgotten(string pipeline, int partition, Guid producer, long tag);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Stream delivery failed for pipeline '{Pipeline}', partition {Partition}")]
     private partial void LogStreamError(Exception exception, string pipeline, int partition);

@@ -37,6 +37,16 @@ internal sealed class PartitionGrainState
     /// up after all, like a skipped one).
     /// </summary>
     [Id(7)] public Dictionary<Guid, List<long>> Abandoned { get; set; } = [];
+
+    /// <summary>
+    /// Per producer that first published them, the tagged requests (ascending) whose events this partition applied
+    /// and that may still be published again (at or above the producer's <see cref="PartitionBatch.OpenFrom"/>): an
+    /// item bringing one of them again has those events removed.
+    /// </summary>
+    [Id(8)] public Dictionary<Guid, List<long>> AppliedRequests { get; set; } = [];
+
+    /// <summary>Events dropped because their request had been applied already (brought by another item).</summary>
+    [Id(9)] public long DuplicateRequestEvents { get; set; }
 }
 
 /// <summary>An item held behind a sequence gap, and when it arrived (Unix milliseconds).</summary>

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Tests.Gateway;
 using static Orleans.Pipeline.Tests.Workload;
 using V1 = Orleans.Pipeline.Gateway.V1;
@@ -35,5 +36,62 @@ public sealed class SharedRequestIdTests(PostgresServer postgres)
         await client.PublishAsync("tumbling", [new PipelineEvent("shared", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
         await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "shared")).AppliedEvents >= 2, "the later event applied");
         Assert.Equal(2, (await client.QueryAsync("tumbling", "shared")).AppliedEvents);
+    }
+
+    [Fact]
+    public async Task A_request_a_dead_gateway_stored_in_part_is_published_once_when_its_retry_takes_it_over_elsewhere()
+    {
+        var database = await postgres.NewMigratedDatabaseAsync();
+        await using var cluster = await PostgresPipelineCluster.StartAsync(database, silos: 1);
+        var options = new PipelineClusterOptions { Mode = PipelineMode.PostgreSql, ConnectionString = database };
+        var quick = new GatewayOptions { PublishTimeout = TimeSpan.FromSeconds(1) };
+        await using var dead = await GatewayHost.StartAsync(cluster.Cluster.Client, options, owned: null, quick);
+        await using var alive = await GatewayHost.StartAsync(cluster.Cluster.Client, options, owned: null, quick);
+        var gateway = new V1.PipelineGateway.PipelineGatewayClient(alive.Channel);
+
+        // Who the gateway takes the caller for (its row in the ledger names it).
+        var probe = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "probe", Events = { new V1.Event { Key = "probe", TimeMs = 1, Fields = { ["a"] = 1, ["b"] = 1 } } } };
+        await gateway.PublishAsync(probe);
+        var caller = await ScalarTextAsync(database, "SELECT caller FROM pipeline_request_ids WHERE request_id = 'probe'");
+
+        var request = new V1.PublishRequest { Pipeline = "tumbling", RequestId = "order-88" };
+        for (var i = 0; i < 5; i++)
+        {
+            for (var k = 0; k < 40; k++)
+                request.Events.Add(new V1.Event { Key = $"part-{k}", TimeMs = 1_000 + i * 10, Fields = { ["a"] = k + i, ["b"] = 1 } });
+        }
+
+        // The first gateway claimed the id under its tag, stored half the partitions' share, and died.
+        var partitions = PipelineCluster.Pipelines[0].Partitions;
+        var tag = dead.Pipeline.OpenRequest();
+        await PostgresQueries.ScalarAsync(database, """
+            INSERT INTO pipeline_request_ids (caller, request_id, content_hash, events, claimed_by, claimed_at, origin_producer, origin_tag)
+            VALUES (@caller, 'order-88', @hash, @events, 'dead-gateway', now() - interval '1 hour', @producer, @tag)
+            """, ("caller", caller), ("hash", RequestContent.Hash(request)), ("events", request.Events.Count), ("producer", tag.Producer), ("tag", tag.Tag));
+        var share = request.Events.Where(e => PipelineNames.PartitionOf(e.Key, partitions) % 2 == 0).Select(GatewayMapping.FromWire).ToList();
+        Assert.NotEmpty(share);
+        Assert.True(share.Count < request.Events.Count);
+        await dead.Pipeline.PublishAndWaitAsync(await dead.Pipeline.ValidateAsync("tumbling", share), tag);
+
+        // The client's retry reaches the other gateway, which takes the request over.
+        Assert.Equal(request.Events.Count, (await gateway.PublishAsync(request)).Accepted);
+        Assert.True(await PostgresQueries.ScalarAsync(database, "SELECT count(*) FROM pipeline_request_ids WHERE request_id = 'order-88' AND done_at IS NOT NULL AND taken_over") == 1);
+
+        await using var client = cluster.NewClient();
+        foreach (var key in request.Events.Select(e => e.Key).Distinct())
+        {
+            await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", key)).AppliedEvents >= 5, $"'{key}' applied");
+            Assert.Equal(5, (await client.QueryAsync("tumbling", key)).AppliedEvents);
+            var results = await PostgresQueries.ReadResultsAsync(database, PipelineCluster.Pipelines[0], key);
+            Assert.All(results.Values, r => Assert.Equal(1, r.EventCount));
+        }
+    }
+
+    private static async Task<string> ScalarTextAsync(string database, string sql)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(database);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        return (string)(await command.ExecuteScalarAsync())!;
     }
 }
