@@ -218,7 +218,8 @@ internal static class Bench
         if (builder is WebApplicationBuilder web)
         {
             web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
-            web.Services.AddPipelineGateway(gateway, cluster);
+            if (cluster.Mode == PipelineMode.PostgreSql) web.Services.AddPostgresGatewayStores(cluster.ConnectionString!, gateway.RequestIdRetention);
+            web.Services.AddPipelineGateway(gateway);
         }
 
         builder.UseOrleans(silo => silo

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
 using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Aggregation;

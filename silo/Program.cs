@@ -94,7 +94,7 @@ PipelineClusterOptions cluster;
 GatewayOptions gateway;
 try
 {
-    cluster = PipelineClientBuilderExtensions.ReadClusterOptions(configuration);
+    cluster = PipelineClientConnection.ReadClusterOptions(configuration);
     gateway = GatewayHostingExtensions.ReadGatewayOptions(configuration);
     pipelines = PipelineConfiguration.Read(configuration);
     if (pipelines.Count == 0 && command is "run" or "demo") throw new ArgumentException($"no pipelines configured under '{PipelineConfiguration.Section}'");
@@ -147,7 +147,8 @@ try
     {
         web.Configuration.AddConfiguration(configuration);
         web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
-        web.Services.AddPipelineGateway(gateway, cluster);
+        if (cluster.Mode == PipelineMode.PostgreSql) web.Services.AddPostgresGatewayStores(cluster.ConnectionString!, gateway.RequestIdRetention);
+        web.Services.AddPipelineGateway(gateway);
     }
 
     var databasePath = configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");

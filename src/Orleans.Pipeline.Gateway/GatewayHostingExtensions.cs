@@ -6,9 +6,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using Orleans.Pipeline.Client;
-using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Storage;
 
 namespace Orleans.Pipeline.Gateway;
 
@@ -34,10 +33,12 @@ public static class GatewayHostingExtensions
 
     /// <summary>
     /// The gateway's services: the gRPC service with JSON transcoding, the standard health service (healthy while the
-    /// cluster answers) and reflection. <paramref name="cluster"/> in PostgreSQL mode lets subscribers resume from the
-    /// results table. Needs an <see cref="IClusterClient"/> (the silo's own, or a client's).
+    /// cluster answers) and reflection. Needs an <see cref="IClusterClient"/> (the silo's own, or a client's). In cluster
+    /// mode, register the stores the gateways share first (an <see cref="Storage.IRequestLedger"/>, so a retry through
+    /// any gateway publishes nothing twice, and an <see cref="Storage.IResultChangeReader"/>, so subscribers resume from
+    /// the results); without them, request ids are remembered by this process and subscribers follow the live results.
     /// </summary>
-    public static IServiceCollection AddPipelineGateway(this IServiceCollection services, GatewayOptions options, PipelineClusterOptions cluster)
+    public static IServiceCollection AddPipelineGateway(this IServiceCollection services, GatewayOptions options)
     {
         services.AddGrpc(o =>
         {
@@ -51,14 +52,6 @@ public static class GatewayHostingExtensions
         services.AddSingleton<GatewayLimits>();
         services.AddSingleton(_ => new RecentRequests(options.RequestIdRetention, options.MaxRememberedRequestIds));
         services.AddSingleton(sp => new PipelineClient(sp.GetRequiredService<IClusterClient>(), new PipelineClientOptions { Linger = options.Linger > TimeSpan.Zero ? options.Linger : TimeSpan.FromMilliseconds(1) }));
-        if (cluster.Mode == PipelineMode.PostgreSql)
-        {
-            var connectionString = PipelineClientBuilderExtensions.TuneConnectionString(cluster.ConnectionString!);
-            var dataSource = NpgsqlDataSource.Create(connectionString);
-            services.AddSingleton(_ => new PostgresResultReader(dataSource));
-            services.AddSingleton<ISharedRequestIds>(_ => new PostgresRequestIds(dataSource, $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}", options.RequestIdRetention));
-        }
-
         return services;
     }
 

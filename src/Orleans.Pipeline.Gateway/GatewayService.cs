@@ -1,8 +1,7 @@
 using Grpc.Core;
-using Npgsql;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Client;
-using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Storage;
 using V1 = Orleans.Pipeline.Gateway.V1;
 
 namespace Orleans.Pipeline.Gateway;
@@ -20,8 +19,8 @@ internal sealed partial class GatewayService(
     GatewayLimits limits,
     RecentRequests recent,
     ILogger<GatewayService> logger,
-    PostgresResultReader? resultReader = null,
-    ISharedRequestIds? sharedIds = null) : V1.PipelineGateway.PipelineGatewayBase
+    IResultChangeReader? resultReader = null,
+    IRequestLedger? sharedIds = null) : V1.PipelineGateway.PipelineGatewayBase
 {
     public override async Task<V1.ListPipelinesResponse> ListPipelines(V1.ListPipelinesRequest request, ServerCallContext context)
     {
@@ -182,7 +181,7 @@ internal sealed partial class GatewayService(
     /// Marks a stored request done, then closes its tag: at once, or after <see cref="TakenOverRetention"/> when it
     /// may still be published again (another gateway took it over, or it could not be marked done).
     /// </summary>
-    private async Task CompleteSharedAsync(ISharedRequestIds shared, string caller, string requestId, RequestTag? ownTag)
+    private async Task CompleteSharedAsync(IRequestLedger shared, string caller, string requestId, RequestTag? ownTag)
     {
         var again = true;
         for (var attempt = 0; attempt < 5; attempt++)
@@ -192,7 +191,7 @@ internal sealed partial class GatewayService(
                 again = await shared.CompleteAsync(caller, requestId, CancellationToken.None);
                 break;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            catch (Exception e) when (e is System.Data.Common.DbException or TimeoutException)
             {
                 if (attempt == 4) LogRequestNotMarked(requestId);
                 else await Task.Delay(TimeSpan.FromMilliseconds(200 << attempt));

@@ -4,6 +4,7 @@ using Orleans.Placement;
 using Orleans.Runtime;
 using Orleans.Serialization;
 using Orleans.Streams;
+using Orleans.Pipeline.Storage;
 
 namespace Orleans.Pipeline.Grains;
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
 using Orleans.Streams;
 using Orleans.Streams.Core;
+using Orleans.Pipeline.Storage;
 
 namespace Orleans.Pipeline.Grains;
 

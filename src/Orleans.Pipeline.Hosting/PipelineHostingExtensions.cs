@@ -7,6 +7,7 @@ using Orleans.Configuration;
 using Orleans.Hosting;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Grains;
+using Orleans.Pipeline.Storage;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Windowing.Aggregation;
 using Orleans.Serialization;
@@ -121,8 +122,8 @@ public static class PipelineHostingExtensions
             });
             silo.UseAdoNetClustering(o =>
             {
-                o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
-                o.ConnectionString = PipelineClientBuilderExtensions.TuneConnectionString(options.ConnectionString!);
+                o.Invariant = PostgresConnections.Invariant;
+                o.ConnectionString = PostgresConnections.Tune(options.ConnectionString!);
             });
             silo.ConfigureEndpoints(advertisedAddress ?? IPAddress.Loopback, siloPort, gatewayPort, listenOnAnyHostAddress: options.ListenOnAllInterfaces);
         }
@@ -162,7 +163,7 @@ public static class PipelineHostingExtensions
     private static void AddPostgres(ISiloBuilder silo, PipelineSiloOptions options)
     {
         var cluster = options.Cluster;
-        var connectionString = PipelineClientBuilderExtensions.TuneConnectionString(cluster.ConnectionString!);
+        var connectionString = PostgresConnections.Tune(cluster.ConnectionString!);
         silo.Services.AddSingleton(new KeyGrainOptions
         {
             // The event queue is durable and a batch is acknowledged after the grain returns: write before returning.
@@ -179,15 +180,15 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton(new PostgresStartup.Settings(connectionString, options.MigrateOnStart));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, PostgresStartup>();
 
-        AddGrainStorage(silo, "PubSubStore", PipelineClientBuilderExtensions.PostgresInvariant, connectionString);
+        AddGrainStorage(silo, "PubSubStore", PostgresConnections.Invariant, connectionString);
         silo.UseAdoNetReminderService(o =>
         {
-            o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
+            o.Invariant = PostgresConnections.Invariant;
             o.ConnectionString = connectionString;
         });
         silo.AddAdoNetStreams(PipelineNames.StreamProvider, streams =>
         {
-            streams.ConfigureAdoNet(builder => builder.Configure(o => PipelineClientBuilderExtensions.ConfigureDurableStreams(o, cluster)));
+            streams.ConfigureAdoNet(builder => builder.Configure(o => PostgresConnections.ConfigureDurableStreams(o, cluster)));
             streams.ConfigurePartitioning(cluster.StreamQueues);
             streams.ConfigureCache(cluster.Streams.CacheSize);
             streams.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Data.Sqlite;
 using Orleans.Pipeline.Grains;
+using Orleans.Pipeline.Storage;
 
 namespace Orleans.Pipeline.Hosting;
 

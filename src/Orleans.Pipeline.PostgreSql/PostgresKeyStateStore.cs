@@ -1,6 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
-using Orleans.Pipeline.Grains;
+using Orleans.Pipeline.Storage;
 
 namespace Orleans.Pipeline.PostgreSql;
 

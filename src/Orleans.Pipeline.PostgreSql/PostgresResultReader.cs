@@ -1,20 +1,18 @@
 using System.Text.Json;
 using Npgsql;
+using Orleans.Pipeline.Storage;
 using Orleans.Pipeline.Windowing;
 
 namespace Orleans.Pipeline.PostgreSql;
-
-/// <summary>One stored result and the change that last wrote it.</summary>
-public sealed record StoredResult(string Key, WindowResult Result, long ChangeId);
 
 /// <summary>
 /// Reads the results table in change order, for subscribers that resume "after change N". Writers draw change ids
 /// under a lock held until they commit (<see cref="PostgresResultSink.ChangeOrderLock"/>), so ids become visible in
 /// order: a read never passes over a change that is still to commit, and needs no settling delay.
 /// </summary>
-public sealed class PostgresResultReader(NpgsqlDataSource dataSource)
+public sealed class PostgresResultReader(NpgsqlDataSource dataSource) : IResultChangeReader
 {
-    /// <summary>The latest change of <paramref name="pipeline"/> (0 when there is none): where a subscriber "from now" starts.</summary>
+    /// <inheritdoc />
     public async Task<long> LatestChangeAsync(string pipeline, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("SELECT coalesce(max(change_id), 0) FROM pipeline_window_results WHERE pipeline = @pipeline");
@@ -22,7 +20,7 @@ public sealed class PostgresResultReader(NpgsqlDataSource dataSource)
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
-    /// <summary>Up to <paramref name="limit"/> results of <paramref name="pipeline"/> changed after <paramref name="afterChangeId"/>, oldest change first.</summary>
+    /// <inheritdoc />
     public async Task<IReadOnlyList<StoredResult>> ReadChangesAsync(string pipeline, IReadOnlyList<string> outputNames, long afterChangeId, IReadOnlyCollection<string> keys, int limit, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
-using Orleans.Pipeline.Grains;
+using Orleans.Pipeline.Storage;
 using Orleans.Pipeline.Windowing;
 
 namespace Orleans.Pipeline.PostgreSql;

@@ -69,7 +69,7 @@ public sealed class PipelineConfigurationTests
     public void Catalog_DuplicateOrBadlyNamedPipelines_AreRefused()
     {
         var pipeline = PipelineBuilder.Named("payments").Tumbling(TimeSpan.FromSeconds(1)).Count().Build();
-        var error = Assert.Throws<ArgumentException>(() => new Grains.PipelineCatalog([pipeline, pipeline, pipeline with { Name = "Bad Name" }]));
+        var error = Assert.Throws<ArgumentException>(() => new PipelineCatalog([pipeline, pipeline, pipeline with { Name = "Bad Name" }]));
         Assert.Contains("pipeline 'payments' is defined more than once", error.Message, StringComparison.Ordinal);
         Assert.Contains("pipeline 'Bad Name': name must match", error.Message, StringComparison.Ordinal);
         Assert.Equal(WindowKind.Tumbling, pipeline.Windowing.Window.Kind);

@@ -9,6 +9,7 @@ using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.Tests.PostgreSql;
+using Orleans.Pipeline.PostgreSql;
 
 namespace Orleans.Pipeline.Tests.Gateway;
 
@@ -53,7 +54,8 @@ public sealed class GatewayHost : IAsyncDisposable
         var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(clusterClient);
-        builder.Services.AddPipelineGateway(options, clusterOptions);
+        if (clusterOptions.Mode == PipelineMode.PostgreSql) builder.Services.AddPostgresGatewayStores(clusterOptions.ConnectionString!, options.RequestIdRetention);
+        builder.Services.AddPipelineGateway(options);
         Uri? address = null;
         if (realPort)
         {

@@ -4,6 +4,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Pipeline.Client;
 using static Orleans.Pipeline.Tests.Workload;
+using Orleans.Pipeline.Hosting;
+using Orleans.Pipeline.PostgreSql;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 

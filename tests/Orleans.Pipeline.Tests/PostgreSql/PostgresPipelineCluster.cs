@@ -5,6 +5,7 @@ using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.Windowing;
 using Orleans.TestingHost;
+using Orleans.Pipeline.PostgreSql;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 
@@ -52,12 +53,12 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
         typeof(InProcessTestClusterOptions)
             .GetProperty("UseTestClusterMembership", BindingFlags.Instance | BindingFlags.NonPublic)!
             .SetValue(builder.Options, false);
-        var tuned = PipelineClientBuilderExtensions.TuneConnectionString(connectionString);
+        var tuned = PostgresConnections.Tune(connectionString);
         builder.ConfigureSilo((_, silo) =>
         {
             silo.UseAdoNetClustering(o =>
             {
-                o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
+                o.Invariant = PostgresConnections.Invariant;
                 o.ConnectionString = tuned;
             });
             silo.Configure<ClusterMembershipOptions>(o =>
@@ -81,10 +82,10 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
         {
             client.UseAdoNetClustering(o =>
             {
-                o.Invariant = PipelineClientBuilderExtensions.PostgresInvariant;
+                o.Invariant = PostgresConnections.Invariant;
                 o.ConnectionString = tuned;
             });
-            client.AddPipelineClient(options);
+            client.AddPostgresEventStreams(options).AddPipelineResultStreams(options);
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();

@@ -1,5 +1,6 @@
 using Npgsql;
 using Orleans.Pipeline.Grains;
+using Orleans.Pipeline.Storage;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Windowing;
 

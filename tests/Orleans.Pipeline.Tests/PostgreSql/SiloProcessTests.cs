@@ -5,6 +5,7 @@ using Orleans.Runtime;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Windowing.Tests.Reference;
 using static Orleans.Pipeline.Tests.Workload;
+using Orleans.Pipeline.Hosting;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 

@@ -1,4 +1,4 @@
-namespace Orleans.Pipeline.Grains;
+namespace Orleans.Pipeline.Storage;
 
 /// <summary>
 /// Where key grains keep their state, and in cluster mode their results too. Implementations coalesce the writes of

@@ -1,6 +1,6 @@
 using Orleans.Pipeline.Windowing;
 
-namespace Orleans.Pipeline.Grains;
+namespace Orleans.Pipeline.Storage;
 
 /// <summary>
 /// Where a key grain records what it produced, before it writes its own state: the results table of cluster mode.

@@ -1,6 +1,6 @@
 using Orleans.Pipeline.Windowing.Aggregation;
 
-namespace Orleans.Pipeline.Grains;
+namespace Orleans.Pipeline;
 
 /// <summary>The pipelines a silo runs, validated once at start-up.</summary>
 public sealed class PipelineCatalog

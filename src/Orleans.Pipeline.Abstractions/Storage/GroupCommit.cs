@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 
-namespace Orleans.Pipeline.Grains;
+namespace Orleans.Pipeline.Storage;
 
 /// <summary>
 /// Group commit: requests that arrive while a commit is running wait and are committed together in the next one, up
