@@ -27,6 +27,7 @@ public sealed record ResultBatch(
 /// <param name="AppliedEvents">Events applied so far.</param>
 /// <param name="LateEvents">Late events so far.</param>
 /// <param name="DuplicateBatches">Batches dropped as repeats.</param>
+/// <param name="RejectedEvents">Events the key refused (dead letters: time out of range or too far ahead), not applied.</param>
 [GenerateSerializer, Immutable, Alias("pipeline.key-windows")]
 public sealed record KeyWindows(
     [property: Id(0)] WindowResult[] Open,
@@ -34,7 +35,8 @@ public sealed record KeyWindows(
     [property: Id(2)] long Watermark,
     [property: Id(3)] long AppliedEvents,
     [property: Id(4)] long LateEvents,
-    [property: Id(5)] long DuplicateBatches);
+    [property: Id(5)] long DuplicateBatches,
+    [property: Id(6)] long RejectedEvents = 0);
 
 /// <summary>
 /// The live results stream item: what one silo's keys fired during one interval, for many keys at once, so the rate

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Concurrency;
 
 namespace Orleans.Pipeline.Grains;
@@ -17,7 +18,7 @@ public sealed class EmbeddedQueueOptions
 /// entries while producers wait for room.
 /// </summary>
 [Reentrant]
-internal sealed class EmbeddedQueueGrain(EmbeddedQueueOptions options, TimeProvider time) : Grain, IEmbeddedQueueGrain
+internal sealed class EmbeddedQueueGrain(EmbeddedQueueOptions options, [FromKeyedServices(PipelineTime.Key)] TimeProvider time) : Grain, IEmbeddedQueueGrain
 {
     private readonly Queue<QueuedEvents> _entries = new();
     private TaskCompletionSource _room = new(TaskCreationOptions.RunContinuationsAsynchronously);

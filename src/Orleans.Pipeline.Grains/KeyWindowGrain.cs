@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Windowing;
 using Orleans.Placement;
@@ -29,7 +30,7 @@ internal sealed partial class KeyWindowGrain(
     IResultSink sink,
     LiveResults live,
     PipelineLatencies latencies,
-    TimeProvider time,
+    [FromKeyedServices(PipelineTime.Key)] TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IRemindable
 {
@@ -171,7 +172,8 @@ internal sealed partial class KeyWindowGrain(
             engineState?.CurrentWatermark ?? long.MinValue,
             engineState?.AppliedEventCount ?? 0,
             engineState?.LateEventCount ?? 0,
-            _state.DuplicateSlices));
+            _state.DuplicateSlices,
+            _state.RejectedEvents));
     }
 
     private void Apply(KeySlice slice)

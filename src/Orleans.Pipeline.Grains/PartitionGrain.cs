@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
 using Orleans.Streams;
@@ -23,7 +24,7 @@ internal sealed partial class PartitionGrain(
     IResultSink sink,
     LiveResults live,
     KeyGrainReferences keys,
-    TimeProvider time,
+    [FromKeyedServices(PipelineTime.Key)] TimeProvider time,
     ILogger<PartitionGrain> logger)
     : Grain, IPartitionGrain, IStreamSubscriptionObserver, IAsyncObserver<PartitionBatch>, IRemindable
 {
@@ -112,7 +113,8 @@ internal sealed partial class PartitionGrain(
         list.Add((sequence, done));
         try
         {
-            await done.Task.WaitAsync(timeout, time);
+            // A long poll: its timeout is real time (the call's), not the pipeline's clock.
+            await done.Task.WaitAsync(timeout, TimeProvider.System);
         }
         catch (TimeoutException)
         {

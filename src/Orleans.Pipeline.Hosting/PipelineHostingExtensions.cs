@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -86,7 +87,8 @@ public static class PipelineHostingExtensions
         var catalog = new PipelineCatalog(options.Pipelines, options.Registry);
 
         silo.Services.AddSingleton(catalog);
-        silo.Services.AddSingleton(TimeProvider.System);
+        // The pipeline's clock is the silo's unless replaced (tests): see PipelineTime.
+        silo.Services.TryAddKeyedSingleton<TimeProvider>(PipelineTime.Key, (sp, _) => sp.GetRequiredService<TimeProvider>());
         silo.Services.AddSingleton(new LiveResultsOptions { RecentResults = options.RecentResults });
         silo.Services.AddSingleton<LiveResults>();
         silo.Services.AddSingleton<KeyGrainReferences>();

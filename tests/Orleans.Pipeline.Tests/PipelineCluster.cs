@@ -46,7 +46,7 @@ public sealed class PipelineCluster : IAsyncDisposable
             options.SequenceGapTimeout = sequenceGapTimeout;
             configure?.Invoke(options);
         }));
-        if (time is not null) builder.ConfigureSilo((_, silo) => silo.Services.AddSingleton(time));
+        if (time is not null) builder.ConfigureSilo((_, silo) => silo.Services.AddKeyedSingleton(Grains.PipelineTime.Key, time));
         builder.ConfigureClient(client => client.AddPipelineClient());
         var cluster = builder.Build();
         await cluster.DeployAsync();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Orleans.Runtime;
 using static Orleans.Pipeline.Tests.Workload;
 
@@ -18,18 +19,21 @@ public sealed class SequenceOrderTests
     [Fact]
     public async Task A_batch_ahead_of_a_gap_waits_for_the_gap_and_the_producers_order_is_kept()
     {
-        await using var cluster = await PipelineCluster.StartAsync();
+        // A fake clock that never moves: however slow the machine, the gap cannot time out.
+        await using var cluster = await PipelineCluster.StartAsync(time: new FakeTimeProvider(DateTimeOffset.UtcNow));
         var (stream, grain) = Key(cluster, "ahead");
+        var partition = Partition(cluster, "ahead");
         var producer = Guid.NewGuid();
 
         await stream.OnNextAsync(Batch("ahead", producer, 1, 100));
         // Sequence 3 is far ahead in event time: applied before 2, it would make 2's event late.
         await stream.OnNextAsync(Batch("ahead", producer, 3, 1_000));
-        await WaitUntilAsync(async () => (await grain.GetWindowsAsync()).AppliedEvents == 1, "the first batch applied");
+        Assert.Equal(1L, await partition.WaitForAppliedAsync(producer, 1, TimeSpan.FromMinutes(1)));
+        Assert.Equal(1, (await partition.GetStatusAsync()).HeldItems);
         Assert.Equal(1, (await grain.GetWindowsAsync()).AppliedEvents);
 
         await stream.OnNextAsync(Batch("ahead", producer, 2, 150));
-        await WaitUntilAsync(async () => (await grain.GetWindowsAsync()).AppliedEvents == 3, "all three batches applied");
+        Assert.Equal(3L, await partition.WaitForAppliedAsync(producer, 3, TimeSpan.FromMinutes(1)));
 
         var windows = await grain.GetWindowsAsync();
         Assert.Equal((0L, 0L), (windows.LateEvents, windows.DuplicateBatches));
@@ -38,18 +42,27 @@ public sealed class SequenceOrderTests
     [Fact]
     public async Task A_gap_that_never_fills_is_given_up_after_the_timeout_and_the_straggler_is_applied_once()
     {
-        await using var cluster = await PipelineCluster.StartAsync(sequenceGapTimeout: TimeSpan.FromSeconds(1));
+        // The partition's clock is a fake: the gap times out when the test moves it, not when a loaded machine gets to it.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var cluster = await PipelineCluster.StartAsync(sequenceGapTimeout: TimeSpan.FromSeconds(1), time: clock);
         var (stream, grain) = Key(cluster, "gap");
+        var partition = Partition(cluster, "gap");
         var producer = Guid.NewGuid();
 
         await stream.OnNextAsync(Batch("gap", producer, 1, 100));
         await stream.OnNextAsync(Batch("gap", producer, 3, 110));
-        await WaitUntilAsync(async () => (await grain.GetWindowsAsync()).AppliedEvents == 2, "the held batch applied after the timeout");
+        Assert.Equal(1L, await partition.WaitForAppliedAsync(producer, 1, TimeSpan.FromSeconds(30)));
+        Assert.Equal(1, (await partition.GetStatusAsync()).HeldItems); // item 3 waits for 2: no clock has moved
+
+        clock.Advance(TimeSpan.FromSeconds(1));
+        // Applied once the gap timer (every 250 ms of real time) sees the timeout passed on the partition's clock.
+        Assert.Equal(3L, await partition.WaitForAppliedAsync(producer, 3, TimeSpan.FromMinutes(1)));
+        Assert.Equal(2, (await grain.GetWindowsAsync()).AppliedEvents);
 
         await stream.OnNextAsync(Batch("gap", producer, 2, 105));
         await stream.OnNextAsync(Batch("gap", producer, 2, 105));
         await stream.OnNextAsync(Batch("gap", producer, 4, 120));
-        await WaitUntilAsync(async () => (await grain.GetWindowsAsync()).AppliedEvents == 4, "the straggler and the next batch applied");
+        Assert.Equal(4L, await partition.WaitForAppliedAsync(producer, 4, TimeSpan.FromMinutes(1)));
 
         var windows = await grain.GetWindowsAsync();
         Assert.Equal(4, windows.AppliedEvents);
@@ -107,6 +120,9 @@ public sealed class SequenceOrderTests
         var windows = await grain.GetWindowsAsync();
         Assert.Equal(5, windows.AppliedEvents + windows.LateEvents);
     }
+
+    private static IPartitionGrain Partition(PipelineCluster cluster, string key) =>
+        cluster.Client.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey("tumbling", PipelineNames.PartitionOf(key, PipelineCluster.Pipelines[0].Partitions)));
 
     private static (Streams.IAsyncStream<PartitionBatch> Stream, IKeyWindowGrain Grain) Key(PipelineCluster cluster, string key)
     {

@@ -21,10 +21,13 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
     /// <summary>Short, so that a killed silo's leased events come back quickly.</summary>
     public static readonly TimeSpan VisibilityTimeout = TimeSpan.FromSeconds(4);
 
-    private PostgresPipelineCluster(InProcessTestCluster cluster, string connectionString)
+    private readonly PipelineDefinition[] _pipelines;
+
+    private PostgresPipelineCluster(InProcessTestCluster cluster, string connectionString, PipelineDefinition[] pipelines)
     {
         Cluster = cluster;
         ConnectionString = connectionString;
+        _pipelines = pipelines;
     }
 
     /// <summary>Windows only time closes: 10 ms tumbling windows, closed after 3 s without events.</summary>
@@ -35,8 +38,9 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
 
     public string ConnectionString { get; }
 
-    public static async Task<PostgresPipelineCluster> StartAsync(string connectionString, short silos = 3)
+    public static async Task<PostgresPipelineCluster> StartAsync(string connectionString, short silos = 3, IEnumerable<PipelineDefinition>? extra = null)
     {
+        PipelineDefinition[] pipelines = [.. PipelineCluster.Pipelines, Idle, .. extra ?? []];
         var options = new PipelineClusterOptions
         {
             Mode = PipelineMode.PostgreSql,
@@ -71,8 +75,7 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
             silo.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
             silo.AddPipelineSilo(o =>
             {
-                o.Pipelines.AddRange(PipelineCluster.Pipelines);
-                o.Pipelines.Add(Idle);
+                o.Pipelines.AddRange(pipelines);
                 o.Cluster = options;
                 o.SequenceGapTimeout = TimeSpan.FromSeconds(30);
                 o.ReminderPeriod = TimeSpan.FromSeconds(2);
@@ -89,13 +92,13 @@ public sealed class PostgresPipelineCluster : IAsyncDisposable
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();
-        return new PostgresPipelineCluster(cluster, connectionString);
+        return new PostgresPipelineCluster(cluster, connectionString, pipelines);
     }
 
     public PipelineClient NewClient(PipelineClientOptions? options = null) => new(Cluster.Client, options);
 
     public Task<Dictionary<(long, long), WindowResult>> ReadResultsAsync(string pipeline, string key) =>
-        PostgresQueries.ReadResultsAsync(ConnectionString, PipelineCluster.Pipelines.Append(Idle).Single(p => p.Name == pipeline), key);
+        PostgresQueries.ReadResultsAsync(ConnectionString, _pipelines.Single(p => p.Name == pipeline), key);
 
     public Task<long> ScalarAsync(string sql, params (string Name, object Value)[] parameters) =>
         PostgresQueries.ScalarAsync(ConnectionString, sql, parameters);
