@@ -1,5 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
-using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Windowing.Sketches;
 using Orleans.Serialization;
 using Xunit.Abstractions;
 

@@ -1,4 +1,4 @@
-using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Windowing.Sketches;
 using Xunit.Abstractions;
 
 namespace Orleans.Pipeline.Windowing.Tests.Sketches;
