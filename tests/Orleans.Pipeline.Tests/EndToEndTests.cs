@@ -19,7 +19,7 @@ public sealed class EndToEndTests
     [InlineData(WindowKind.Tumbling)]
     [InlineData(WindowKind.Hopping)]
     [InlineData(WindowKind.Session)]
-    public async Task PublishedEvents_ProduceExactlyTheReferenceWindows_AndEachRevisionOnce(WindowKind kind)
+    public async Task Published_events_produce_exactly_the_reference_windows_and_each_revision_once(WindowKind kind)
     {
         await using var cluster = await PipelineCluster.StartAsync();
         var definition = PipelineCluster.Pipelines.Single(p => p.Windowing.Window.Kind == kind);
@@ -45,7 +45,7 @@ public sealed class EndToEndTests
     }
 
     [Fact]
-    public async Task RestartOnTheSameDatabase_ContinuesTheWindows_AndFinalResultsAreExact()
+    public async Task A_restart_on_the_same_database_continues_the_windows_and_the_final_results_are_exact()
     {
         var definition = PipelineCluster.Pipelines.Single(p => p.Name == "tumbling");
         var events = Events(77, WindowKind.Tumbling);
@@ -78,7 +78,7 @@ public sealed class EndToEndTests
     }
 
     [Fact]
-    public async Task TheSameItemDeliveredTwice_IsAppliedOnce()
+    public async Task The_same_item_delivered_twice_is_applied_once()
     {
         await using var cluster = await PipelineCluster.StartAsync();
         var definition = PipelineCluster.Pipelines[0];
@@ -100,7 +100,7 @@ public sealed class EndToEndTests
     }
 
     [Fact]
-    public async Task BadInput_IsRefusedWithTheProblemNamed_AndEarlierEventsAreKept()
+    public async Task Bad_input_is_refused_with_the_problem_named_and_earlier_events_are_kept()
     {
         await using var cluster = await PipelineCluster.StartAsync();
         await using var client = cluster.NewClient();
@@ -124,7 +124,7 @@ public sealed class EndToEndTests
     }
 
     [Fact]
-    public async Task TypedRecords_PublishedThroughSelectors_ArriveAsAnAsyncStreamOfResults()
+    public async Task Typed_records_published_through_selectors_arrive_as_an_async_stream_of_results()
     {
         await using var cluster = await PipelineCluster.StartAsync();
         await using var client = cluster.NewClient();
