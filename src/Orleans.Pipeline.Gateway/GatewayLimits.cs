@@ -20,24 +20,33 @@ internal sealed class GatewayLimits : IDisposable
 
     public GatewayLimits(GatewayOptions options)
     {
-        _perCaller = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = options.BurstPerCaller,
-            TokensPerPeriod = Math.Max(1, options.EventsPerSecondPerCaller / 10),
-            ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        }));
-        _readsPerCaller = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = options.ReadsPerSecondPerCaller * 2,
-            TokensPerPeriod = Math.Max(1, options.ReadsPerSecondPerCaller / 10),
-            ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        }));
+        var events = Bucket(options.EventsPerSecondPerCaller, options.BurstPerCaller);
+        _perCaller = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ => events));
+        var reads = Bucket(options.ReadsPerSecondPerCaller, options.ReadsPerSecondPerCaller * 2);
+        _readsPerCaller = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ => reads));
         _inFlight = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxInFlightEvents, QueueLimit = 0 });
         _maxSubscribers = options.MaxSubscriptionsPerCaller;
+    }
+
+    /// <summary>
+    /// A token bucket that refills at exactly <paramref name="perSecond"/> tokens a second and holds at most
+    /// <paramref name="burst"/>: a tenth of the rate every 100 ms, or, below 10 a second, one token every
+    /// 1/<paramref name="perSecond"/> s. Where the rate is not a multiple of 10 the period shrinks to match (15/s: one
+    /// token every 66.7 ms), so no positive rate is rounded to another.
+    /// </summary>
+    internal static TokenBucketRateLimiterOptions Bucket(int perSecond, int burst)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(perSecond, 1);
+        var tokens = Math.Max(1, perSecond / 10);
+        return new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = burst,
+            TokensPerPeriod = tokens,
+            // Rounded up: the bucket may refill a hair slower than the rate, never faster.
+            ReplenishmentPeriod = TimeSpan.FromTicks((TimeSpan.TicksPerSecond * tokens + perSecond - 1) / perSecond),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        };
     }
 
     /// <summary>Admits one read (a query or a new subscription) of <paramref name="caller"/>, or throws RESOURCE_EXHAUSTED.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -44,7 +45,9 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
         """;
 
     private readonly Dictionary<string, string[]> _outputNames = catalog.All.ToDictionary(p => p.Name, p => p.OutputNames(catalog.Registry).ToArray(), StringComparer.Ordinal);
-    private readonly Dictionary<string, string[]> _fieldNames = catalog.All.ToDictionary(p => p.Name, p => p.Windowing.Fields.ToArray(), StringComparer.Ordinal);
+    // The names as JSON property names, escaped once: each row of output_values / field_values writes them as they are.
+    private readonly Dictionary<string, JsonEncodedText[]> _outputKeys = catalog.All.ToDictionary(p => p.Name, p => Keys(p.OutputNames(catalog.Registry)), StringComparer.Ordinal);
+    private readonly Dictionary<string, JsonEncodedText[]> _fieldKeys = catalog.All.ToDictionary(p => p.Name, p => Keys(p.Windowing.Fields), StringComparer.Ordinal);
 
     /// <inheritdoc />
     public async Task WriteAsync(SinkWrite write, CancellationToken cancellationToken = default)
@@ -100,7 +103,7 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
 
     private NpgsqlBatchCommand ResultsCommand(IReadOnlyList<SinkWrite> writes)
     {
-        var rows = new List<(string Pipeline, string Key, WindowResult Result, string[] Names)>();
+        var rows = new List<(string Pipeline, string Key, WindowResult Result, JsonEncodedText[] Names)>();
         var latest = new Dictionary<(long, long), WindowResult>();
         foreach (var write in writes)
         {
@@ -113,10 +116,11 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
                     latest[(result.Start, result.End)] = result;
             }
 
-            var names = _outputNames.GetValueOrDefault(write.Pipeline) ?? [];
+            var names = _outputKeys.GetValueOrDefault(write.Pipeline) ?? [];
             foreach (var result in latest.Values) rows.Add((write.Pipeline, write.Key, result, names));
         }
 
+        using var json = new JsonObjects();
         var command = new NpgsqlBatchCommand(UpsertResults);
         command.Parameters.AddWithValue("pipelines", rows.Select(r => r.Pipeline).ToArray());
         command.Parameters.AddWithValue("keys", rows.Select(r => r.Key).ToArray());
@@ -126,13 +130,14 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
         command.Parameters.AddWithValue("kinds", rows.Select(r => KindName(r.Result.Kind)).ToArray());
         command.Parameters.AddWithValue("counts", rows.Select(r => r.Result.EventCount).ToArray());
         command.Parameters.AddWithValue("watermarks", rows.Select(r => r.Result.Watermark).ToArray());
-        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = rows.Select(r => Json(r.Names, r.Result.Values)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = rows.Select(r => json.Write(r.Names, r.Result.Values)).ToArray() });
         return command;
     }
 
     private NpgsqlBatchCommand LateCommand(IReadOnlyList<SinkWrite> writes)
     {
-        var late = writes.SelectMany(w => w.LateEvents.Select(l => (w.Pipeline, w.Key, Late: l, Fields: _fieldNames.GetValueOrDefault(w.Pipeline) ?? []))).ToArray();
+        var late = writes.SelectMany(w => w.LateEvents.Select(l => (w.Pipeline, w.Key, Late: l, Fields: _fieldKeys.GetValueOrDefault(w.Pipeline) ?? []))).ToArray();
+        using var json = new JsonObjects();
         var command = new NpgsqlBatchCommand(InsertLate);
         command.Parameters.AddWithValue("pipelines", late.Select(l => l.Pipeline).ToArray());
         command.Parameters.AddWithValue("keys", late.Select(l => l.Key).ToArray());
@@ -141,7 +146,7 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
         command.Parameters.AddWithValue("indexes", late.Select(l => l.Late.Index).ToArray());
         command.Parameters.AddWithValue("times", late.Select(l => l.Late.Event.TimeMs).ToArray());
         command.Parameters.AddWithValue("watermarks", late.Select(l => l.Late.Event.Watermark).ToArray());
-        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = late.Select(l => Json(l.Fields, l.Late.Event.Values)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = late.Select(l => json.Write(l.Fields, l.Late.Event.Values)).ToArray() });
         return command;
     }
 
@@ -169,17 +174,40 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
-    /// <summary>A JSON object of name → value; NaN (no value) is null; numbers round-trip exactly.</summary>
-    private static string Json(string[] names, double[] values)
+    private static JsonEncodedText[] Keys(IEnumerable<string> names) => names.Select(n => JsonEncodedText.Encode(n)).ToArray();
+
+    /// <summary>
+    /// Writes JSON objects of name → value, one per row of a command, through one reused buffer and writer. A value
+    /// that is not finite (NaN: no value; ±∞) is null, as JSON has no such numbers, and a reader takes null as NaN.
+    /// Finite doubles are written in their shortest round-trip form, so they read back exactly: jsonb keeps them as
+    /// exact decimals, but for the sign of −0 (numeric has no negative zero). A value without a name (more values than
+    /// names) is named <c>v</c> and its index.
+    /// </summary>
+    private sealed class JsonObjects : IDisposable
     {
-        var json = new StringBuilder("{");
-        for (var i = 0; i < values.Length; i++)
+        private readonly ArrayBufferWriter<byte> _buffer = new(256);
+        private readonly Utf8JsonWriter _writer;
+
+        public JsonObjects() => _writer = new Utf8JsonWriter(_buffer);
+
+        public string Write(JsonEncodedText[] names, double[] values)
         {
-            if (i > 0) json.Append(',');
-            json.Append(JsonSerializer.Serialize(i < names.Length ? names[i] : $"v{i}")).Append(':');
-            json.Append(double.IsFinite(values[i]) ? values[i].ToString("R", CultureInfo.InvariantCulture) : "null");
+            _buffer.ResetWrittenCount();
+            _writer.Reset(_buffer);
+            _writer.WriteStartObject();
+            for (var i = 0; i < values.Length; i++)
+            {
+                if (i < names.Length) _writer.WritePropertyName(names[i]);
+                else _writer.WritePropertyName(string.Create(CultureInfo.InvariantCulture, $"v{i}"));
+                if (double.IsFinite(values[i])) _writer.WriteNumberValue(values[i]);
+                else _writer.WriteNullValue();
+            }
+
+            _writer.WriteEndObject();
+            _writer.Flush();
+            return Encoding.UTF8.GetString(_buffer.WrittenSpan);
         }
 
-        return json.Append('}').ToString();
+        public void Dispose() => _writer.Dispose();
     }
 }

@@ -11,7 +11,7 @@ public sealed class PipelineConfigurationTests
         new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build();
 
     [Fact]
-    public void Configuration_AndFluentDefinition_GiveTheSamePipeline()
+    public void Configuration_and_the_fluent_definition_give_the_same_pipeline()
     {
         var fromConfig = PipelineConfiguration.Read(Config(
             ("Pipeline:Pipelines:payments:Window:Kind", "Hopping"),
@@ -43,7 +43,7 @@ public sealed class PipelineConfigurationTests
     }
 
     [Fact]
-    public void Configuration_WithProblems_ReportsEachWithThePipelinesName()
+    public void A_configuration_with_problems_reports_each_with_its_pipelines_name()
     {
         var error = Assert.Throws<ArgumentException>(() => PipelineConfiguration.Read(Config(
             ("Pipeline:Pipelines:payments:Window:Kind", "Tumbling"),
@@ -59,14 +59,14 @@ public sealed class PipelineConfigurationTests
     }
 
     [Fact]
-    public void FluentDefinition_WithoutWindow_SaysSo()
+    public void A_fluent_definition_without_a_window_says_so()
     {
         var error = Assert.Throws<ArgumentException>(() => PipelineBuilder.Named("payments").Count().Build());
         Assert.Contains("pipeline 'payments': no window", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Catalog_DuplicateOrBadlyNamedPipelines_AreRefused()
+    public void The_catalog_refuses_duplicate_or_badly_named_pipelines()
     {
         var pipeline = PipelineBuilder.Named("payments").Tumbling(TimeSpan.FromSeconds(1)).Count().Build();
         var error = Assert.Throws<ArgumentException>(() => new PipelineCatalog([pipeline, pipeline, pipeline with { Name = "Bad Name" }]));

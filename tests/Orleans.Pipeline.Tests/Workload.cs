@@ -1,5 +1,6 @@
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Windowing.Sketches;
 using Orleans.Pipeline.Windowing.Tests.Reference;
 
 namespace Orleans.Pipeline.Tests;

@@ -18,7 +18,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Tumbling_EventAtWindowEnd_BelongsToTheNextWindow()
+    public void A_tumbling_event_at_a_windows_end_belongs_to_the_next_window()
     {
         var engine = Engine(WindowSpec.Tumbling(10));
         Send(engine, 9);
@@ -28,7 +28,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Final_FiresWhenWatermarkReachesEnd_NotOneBefore()
+    public void A_final_result_fires_when_the_watermark_reaches_the_windows_end_and_not_one_before()
     {
         var engine = Engine(WindowSpec.Tumbling(10), disorder: 3);
         Send(engine, 5);
@@ -40,7 +40,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Watermark_NeverMovesBackwards()
+    public void The_watermark_never_moves_backwards()
     {
         var engine = Engine(WindowSpec.Tumbling(10), disorder: 5, lateness: 100);
         Send(engine, 50);
@@ -49,7 +49,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void LateEvent_WithinLateness_EmitsUpdateWithNextRevision()
+    public void A_late_event_within_the_allowed_lateness_emits_an_update_with_the_next_revision()
     {
         var engine = Engine(WindowSpec.Tumbling(10), lateness: 5);
         Send(engine, 1, value: 2);
@@ -60,7 +60,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void LateEvent_BeyondLateness_IsReportedLateCountedAndNotApplied()
+    public void A_late_event_beyond_the_allowed_lateness_is_reported_late_counted_and_not_applied()
     {
         var engine = Engine(WindowSpec.Tumbling(10), lateness: 5);
         Send(engine, 1);
@@ -73,7 +73,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Hopping_EventBelongsToEveryWindowThatCoversIt()
+    public void A_hopping_event_belongs_to_every_window_that_covers_it()
     {
         var engine = Engine(WindowSpec.Hopping(20, 5));
         Send(engine, 17);
@@ -82,7 +82,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Offset_ShiftsTheWindowGrid()
+    public void An_offset_shifts_the_window_grid()
     {
         var engine = Engine(WindowSpec.Tumbling(10, offsetMs: 3));
         Send(engine, 2);
@@ -91,7 +91,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Session_EventsExactlyGapApart_Merge_AndBoundsAreFirstToLastPlusGap()
+    public void Session_events_exactly_a_gap_apart_merge_into_one_session_from_the_first_to_the_last_plus_the_gap()
     {
         var engine = Engine(WindowSpec.Session(10));
         Send(engine, 100);
@@ -101,7 +101,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Session_EventsMoreThanGapApart_AreSeparateSessions()
+    public void Session_events_more_than_a_gap_apart_are_separate_sessions()
     {
         var engine = Engine(WindowSpec.Session(10));
         var fired = Send(engine, 100).Concat(Send(engine, 111)).Concat(Send(engine, 300));
@@ -109,7 +109,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Session_LateEventBridgingTwoEmittedSessions_RetractsBothAndEmitsTheMergedSession()
+    public void A_late_event_bridging_two_emitted_sessions_retracts_both_and_emits_the_merged_session()
     {
         var engine = Engine(WindowSpec.Session(10), lateness: 100);
         Send(engine, 100, value: 1);
@@ -122,7 +122,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Idle_AdvanceAfterTimeout_ClosesTheQuietKeysWindows()
+    public void Advancing_past_the_idle_timeout_closes_a_quiet_keys_windows()
     {
         var engine = Engine(WindowSpec.Tumbling(10), idle: 1_000);
         Send(engine, 5, processingTime: 10_000);
@@ -134,7 +134,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Idle_WhenOff_AdvanceNeverMovesTheWatermark()
+    public void Without_an_idle_timeout_advancing_never_moves_the_watermark()
     {
         var engine = Engine(WindowSpec.Tumbling(10));
         Send(engine, 5, processingTime: 10_000);
@@ -145,7 +145,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void EarlyFiring_EmitsPartialsOfChangedOpenWindows_OncePerInterval()
+    public void Early_firing_emits_partials_of_changed_open_windows_once_per_interval()
     {
         var engine = Engine(WindowSpec.Tumbling(1_000), early: 100);
         var output = new List<WindowResult>();
@@ -165,7 +165,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void ProcessingTimeMode_AssignsByArrivalTime_AndAdvanceFollowsTheClock()
+    public void In_processing_time_mode_events_are_assigned_by_arrival_time_and_advancing_follows_the_clock()
     {
         var engine = Engine(WindowSpec.Tumbling(10), mode: TimeMode.ProcessingTime);
         Send(engine, time: 999_999, processingTime: 3);
@@ -178,7 +178,7 @@ public sealed class WindowEngineSemanticsTests
     [Theory]
     [InlineData(-1)]
     [InlineData(EventTimeRange.MaxMs + 1)]
-    public void Process_EventTimeOutOfRange_ThrowsAndChangesNothing(long time)
+    public void An_event_time_out_of_range_throws_and_changes_nothing(long time)
     {
         var engine = Engine(WindowSpec.Tumbling(10));
         Send(engine, 5);
@@ -189,7 +189,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Process_MissingValue_IsSkippedByFieldAggregations_ButCounted()
+    public void A_missing_value_is_skipped_by_field_aggregations_but_its_event_is_counted()
     {
         var engine = Engine(WindowSpec.Tumbling(10));
         Send(engine, 1, value: 4);
@@ -199,7 +199,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Constructor_StateOfAnotherLayout_IsRefusedWithReason()
+    public void State_of_another_layout_is_refused_with_the_reason()
     {
         var engine = Engine(WindowSpec.Tumbling(10));
         Send(engine, 1);
@@ -213,7 +213,7 @@ public sealed class WindowEngineSemanticsTests
     [InlineData(WindowKind.Hopping, 10, 20, 0, "must not exceed the window size")]
     [InlineData(WindowKind.Hopping, 10, 0, 0, "window slide must be > 0")]
     [InlineData(WindowKind.Session, 0, 0, 0, "session gap must be > 0")]
-    public void Definition_InvalidWindow_NamesTheProblem(WindowKind kind, long size, long slide, long gap, string problem)
+    public void An_invalid_window_is_refused_naming_the_problem(WindowKind kind, long size, long slide, long gap, string problem)
     {
         var definition = new WindowingDefinition(new WindowSpec(kind, size, slide, gap, 0), CountAndSum);
         var error = Assert.Throws<ArgumentException>(() => new WindowEngine(definition));
@@ -221,7 +221,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void Definition_UnknownAggregation_ListsTheKnownOnes()
+    public void An_unknown_aggregation_is_refused_listing_the_known_ones()
     {
         var definition = new WindowingDefinition(WindowSpec.Tumbling(10), [new AggregationSpec("median", "v")]);
         var error = Assert.Throws<ArgumentException>(() => new WindowEngine(definition));
@@ -230,7 +230,7 @@ public sealed class WindowEngineSemanticsTests
     }
 
     [Fact]
-    public void CustomAggregator_RegisteredByName_RunsAndMergesInSessions()
+    public void A_custom_aggregator_registered_by_name_runs_and_merges_in_sessions()
     {
         var registry = new AggregatorRegistry().Register("range", new RangeAggregate());
         var definition = new WindowingDefinition(WindowSpec.Session(10), [new AggregationSpec("range", "v")], MaxOutOfOrdernessMs: 50);

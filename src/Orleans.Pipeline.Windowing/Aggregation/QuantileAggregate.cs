@@ -1,3 +1,5 @@
+using Orleans.Pipeline.Windowing.Sketches;
+
 namespace Orleans.Pipeline.Windowing.Aggregation;
 
 /// <summary>

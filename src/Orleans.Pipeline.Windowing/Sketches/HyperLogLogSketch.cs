@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 
-namespace Orleans.Pipeline.Windowing.Aggregation;
+namespace Orleans.Pipeline.Windowing.Sketches;
 
 /// <summary>
 /// A HyperLogLog sketch that counts the distinct values among the doubles added to it.

@@ -1,4 +1,4 @@
-namespace Orleans.Pipeline.Windowing.Aggregation;
+namespace Orleans.Pipeline.Windowing.Sketches;
 
 /// <summary>
 /// A DDSketch: a quantile sketch with relative accuracy <see cref="RelativeAccuracy"/> over the doubles added to it.

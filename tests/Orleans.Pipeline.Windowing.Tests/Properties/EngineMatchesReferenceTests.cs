@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Windowing.Sketches;
 using Orleans.Pipeline.Windowing.Tests.Reference;
 using Orleans.Serialization;
 
@@ -31,7 +32,7 @@ public sealed class EngineMatchesReferenceTests
 
     [Theory]
     [MemberData(nameof(Batches))]
-    public void Engine_ProducesExactlyTheReferenceResults_OnRandomTraces(WindowKind kind, int firstSeed)
+    public void The_engine_produces_exactly_the_reference_results_on_random_traces(WindowKind kind, int firstSeed)
     {
         for (var seed = firstSeed; seed < firstSeed + 20; seed++)
         {

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
-using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Windowing.Sketches;
 using Orleans.Serialization;
 using Xunit.Abstractions;
 
@@ -10,7 +10,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     private const int Seeds = 50;
 
     [Fact]
-    public void Estimate_IsZero_ForEmptySketch()
+    public void An_empty_sketch_estimates_zero()
     {
         var sketch = new HyperLogLogSketch();
         Assert.True(sketch.IsSparse);
@@ -22,7 +22,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     [InlineData(10)]
     [InlineData(100)]
     [InlineData(HyperLogLogSketch.SparseLimit)]
-    public void Estimate_IsExact_WhileAtMostSparseLimitDistinctValues(int distinct)
+    public void The_estimate_is_exact_while_there_are_at_most_sparse_limit_distinct_values(int distinct)
     {
         var random = new Random(distinct);
         var sketch = new HyperLogLogSketch();
@@ -37,7 +37,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Sketch_TurnsDense_OnTheFirstDistinctValueAboveSparseLimit()
+    public void The_sketch_turns_dense_on_the_first_distinct_value_above_the_sparse_limit()
     {
         var sketch = new HyperLogLogSketch();
         for (var i = 0; i < HyperLogLogSketch.SparseLimit; i++) sketch.Add(i);
@@ -52,7 +52,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Estimate_CountsNegativeZeroAndZeroAsOneValue()
+    public void Negative_zero_and_zero_count_as_one_value()
     {
         var sketch = new HyperLogLogSketch();
         sketch.Add(0.0);
@@ -70,7 +70,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     [InlineData(10_000)]
     [InlineData(100_000)]
     [InlineData(1_000_000)]
-    public void Estimate_IsWithinFourStandardErrors_OnFiftySeeds(int cardinality)
+    public void The_estimate_is_within_four_standard_errors_on_fifty_seeds(int cardinality)
     {
         const double bound = 4 * HyperLogLogSketch.StandardError;
         var failures = new List<string>();
@@ -97,7 +97,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     [Theory]
     [InlineData(100)]
     [InlineData(5_000)]
-    public void Estimate_IsUnchanged_ByDuplicates(int distinct)
+    public void Duplicates_leave_the_estimate_unchanged(int distinct)
     {
         var values = DistinctValues(seed: 7, distinct).ToArray();
         var once = new HyperLogLogSketch();
@@ -123,7 +123,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     [InlineData(5_000, 8_000, 1_000)] // dense + dense
     [InlineData(0, 5_000, 0)] // empty + dense
     [InlineData(300, 0, 0)] // dense + empty
-    public void Merge_GivesTheSameEstimate_AsAddingEverythingToOneSketch(int leftCount, int rightCount, int overlap)
+    public void Merging_gives_the_same_estimate_as_adding_everything_to_one_sketch(int leftCount, int rightCount, int overlap)
     {
         var all = DistinctValues(seed: leftCount + rightCount, leftCount + rightCount - overlap).ToArray();
         var left = all[..leftCount];
@@ -143,7 +143,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Merge_OfManyPartialSketches_EqualsOneSketch()
+    public void Merging_many_partial_sketches_equals_one_sketch()
     {
         var values = DistinctValues(seed: 3, 20_000).ToArray();
         var random = new Random(3);
@@ -162,7 +162,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     [Theory]
     [InlineData(50)]
     [InlineData(5_000)]
-    public void Merge_DoesNotChangeOther_NorShareStorageWithIt(int count)
+    public void Merging_neither_changes_the_other_sketch_nor_shares_storage_with_it(int count)
     {
         var other = Sketch(DistinctValues(seed: 11, count));
         var before = other.Estimate();
@@ -179,7 +179,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     [Theory]
     [InlineData(50)]
     [InlineData(5_000)]
-    public void Merge_WithItself_ChangesNothing(int count)
+    public void Merging_a_sketch_with_itself_changes_nothing(int count)
     {
         var sketch = Sketch(DistinctValues(seed: 13, count));
         var before = sketch.Estimate();
@@ -193,7 +193,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     [InlineData(HyperLogLogSketch.SparseLimit)]
     [InlineData(HyperLogLogSketch.SparseLimit + 1)]
     [InlineData(50_000)]
-    public void SerializationRoundTrip_KeepsEstimateAndRepresentation(int count)
+    public void A_serialization_round_trip_keeps_the_estimate_and_the_representation(int count)
     {
         var original = Sketch(DistinctValues(seed: 21, count));
 
@@ -215,7 +215,7 @@ public sealed class HyperLogLogSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void SerializedSize_IsAboutEightBytesPerHashWhileSparse_AndAboutFourKibibytesDense()
+    public void Serialized_it_takes_about_eight_bytes_per_hash_while_sparse_and_about_four_kibibytes_dense()
     {
         var sparse10 = Sketch(DistinctValues(seed: 31, 10));
         var sparseFull = Sketch(DistinctValues(seed: 32, HyperLogLogSketch.SparseLimit));

@@ -1,4 +1,4 @@
-using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Windowing.Sketches;
 using Xunit.Abstractions;
 
 namespace Orleans.Pipeline.Windowing.Tests.Sketches;
@@ -22,7 +22,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     ];
 
     [Fact]
-    public void Quantile_IsNaN_ForEmptySketch()
+    public void An_empty_sketch_gives_nan_at_every_level()
     {
         var sketch = new QuantileSketch();
         Assert.Equal(0, sketch.Count);
@@ -33,7 +33,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     [InlineData(-0.01)]
     [InlineData(1.01)]
     [InlineData(double.NaN)]
-    public void Quantile_Rejects_LevelsOutsideZeroToOne(double level)
+    public void Levels_outside_zero_to_one_are_rejected(double level)
     {
         var sketch = new QuantileSketch();
         sketch.Add(1);
@@ -44,7 +44,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     [InlineData(42.5)]
     [InlineData(-3e-7)]
     [InlineData(0.0)]
-    public void Quantile_OfASingleValue_IsThatValue_AtEveryLevel(double value)
+    public void Every_quantile_of_a_single_value_is_that_value(double value)
     {
         var sketch = new QuantileSketch();
         sketch.Add(value);
@@ -54,7 +54,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Distributions))]
-    public void Quantile_IsWithinRelativeAccuracy_OfTheExactRankValue_OnManySeeds(string distribution)
+    public void Quantiles_are_within_the_relative_accuracy_of_the_exact_rank_value_on_many_seeds(string distribution)
     {
         var failures = new List<string>();
         var worst = 0.0;
@@ -84,7 +84,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Distributions))]
-    public void Quantile_IsTheExactMinimumAtZero_AndTheExactMaximumAtOne(string distribution)
+    public void The_quantile_at_zero_is_the_exact_minimum_and_at_one_the_exact_maximum(string distribution)
     {
         for (var seed = 0; seed < 5; seed++)
         {
@@ -97,7 +97,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Distributions))]
-    public void Merge_GivesIdenticalQuantiles_AsAddingEverythingToOneSketch(string distribution)
+    public void Merging_gives_the_same_quantiles_as_adding_everything_to_one_sketch(string distribution)
     {
         var values = Generate(distribution, seed: 5, count: 4_000);
         var random = new Random(5);
@@ -111,7 +111,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Merge_GivesIdenticalQuantiles_WhenOneSideHasOnlyNegativesOrZeros()
+    public void Merging_gives_the_same_quantiles_when_one_side_has_only_negatives_or_zeros()
     {
         var negatives = Generate("all negative", seed: 1, count: 500);
         var zeros = new double[40];
@@ -126,7 +126,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Merge_DoesNotChangeOther()
+    public void Merging_does_not_change_the_other_sketch()
     {
         var other = Sketch(Generate("normal with negatives", seed: 3, count: 1_000));
         var before = Levels.Select(other.Quantile).ToArray();
@@ -140,7 +140,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Merge_WithItself_CountsEveryValueTwice()
+    public void Merging_a_sketch_with_itself_counts_every_value_twice()
     {
         var values = Generate("with zeros", seed: 6, count: 1_000);
         var sketch = Sketch(values);
@@ -149,7 +149,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Bins_AreCappedPerStore_AndQuantilesAboveTheCollapsedRangeStayAccurate()
+    public void Bins_are_capped_per_store_and_quantiles_above_the_collapsed_range_stay_accurate()
     {
         // 1e-30 .. 1e30 spans about 7 000 buckets per sign, well over the cap.
         var random = new Random(8);
@@ -181,7 +181,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Merge_GivesIdenticalQuantiles_AsOneSketch_WhenBucketsCollapse()
+    public void Merging_gives_the_same_quantiles_as_one_sketch_when_buckets_collapse()
     {
         var random = new Random(9);
         var small = Enumerable.Range(0, 3_000).Select(_ => Math.Pow(10, random.NextDouble() * 20 - 30)).ToArray();
@@ -206,7 +206,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     [InlineData("with zeros")]
     [InlineData("uniform from zero")]
     [InlineData("all negative")]
-    public void SerializationRoundTrip_KeepsCountAndQuantiles(string distribution)
+    public void A_serialization_round_trip_keeps_the_count_and_the_quantiles(string distribution)
     {
         double[] values = distribution switch
         {
@@ -232,7 +232,7 @@ public sealed class QuantileSketchTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void SerializedSize_IsAboutAByteOrTwoPerOccupiedBucket()
+    public void Serialized_it_takes_about_a_byte_or_two_per_occupied_bucket()
     {
         var values = Generate("lognormal", seed: 12, count: 1_000);
         var sketch = Sketch(values);
