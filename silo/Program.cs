@@ -249,13 +249,11 @@ static string Describe(string connectionString)
     return $"PostgreSQL at {parsed.Host}:{parsed.Port}, database '{parsed.Database}'";
 }
 
-// The most telling exception of a failed start: ours ("cannot use PostgreSQL at …", a schema mismatch), else the innermost.
+// The most telling exception of a failed start: ours (a PipelineStartupException: the database unreachable, a schema mismatch), else the innermost.
 static Exception Innermost(Exception e)
 {
     var chain = new List<Exception>();
     for (var current = e; current is not null; current = current is AggregateException { InnerExceptions.Count: 1 } aggregate ? aggregate.InnerExceptions[0] : current.InnerException)
         chain.Add(current);
-    return chain.FirstOrDefault(x => x.Message.StartsWith("cannot use", StringComparison.Ordinal))
-        ?? chain.FirstOrDefault(x => x is SchemaMismatchException)
-        ?? chain[^1];
+    return chain.FirstOrDefault(x => x is PipelineStartupException) ?? chain[^1];
 }

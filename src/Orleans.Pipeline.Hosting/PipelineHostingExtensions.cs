@@ -245,7 +245,7 @@ internal sealed partial class PostgresStartup(PostgresStartup.Settings settings,
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException)
         {
-            throw new InvalidOperationException($"cannot use {where}: {e.Message}", e);
+            throw new PipelineStartupException($"cannot use {where}: {e.Message}", e);
         }
     }
 

@@ -21,7 +21,7 @@ public sealed record Migration(int Version, string Name, string Sql)
 public sealed record MigrationReport(int FromVersion, int ToVersion, IReadOnlyList<Migration> Applied);
 
 /// <summary>The schema is not one this build can run against; the message says what to do.</summary>
-public sealed class SchemaMismatchException(string message) : Exception(message);
+public sealed class SchemaMismatchException(string message) : PipelineStartupException(message);
 
 /// <summary>
 /// The cluster-mode schema: the Orleans ADO.NET providers' tables and queries (clustering, grain state, reminders,
