@@ -45,11 +45,14 @@ internal static class Workload
 
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
     {
+        // Checks at once, then backs off from 5 ms to 100 ms: a condition met quickly costs no fixed sleep.
         var deadline = DateTime.UtcNow + Deadline;
+        var pause = 5;
         while (!await condition())
         {
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"not reached within {Deadline}: {what}");
-            await Task.Delay(100);
+            await Task.Delay(pause);
+            pause = Math.Min(pause * 2, 100);
         }
     }
 

@@ -47,6 +47,19 @@ public sealed class EmbeddedScenarios : PipelineScenarios
 
         public async Task<IScenarioCluster> RestartAsync()
         {
+            // The live feed is not durable: what it had not handed over yet is read from the silo's recent-results log
+            // (a consumer that must not miss results resumes from it, or uses cluster mode's results table).
+            foreach (var pipeline in PipelineCluster.Pipelines)
+            {
+                for (var after = 0L; ;)
+                {
+                    var page = await _feed.ReadRecentResultsAsync(pipeline.Name, after, 10_000, TimeSpan.Zero);
+                    if (page.Batches.Length == 0) break;
+                    foreach (var batch in page.Batches) _collected.Add(batch);
+                    after = page.FirstPosition + page.Batches.Length - 1;
+                }
+            }
+
             var path = _cluster.DatabasePath;
             await DisposeAsync();
             return await StartAsync(path, _collected);
