@@ -160,7 +160,7 @@ internal static class Chaos
             for (var round = 0; round < rounds && (round < plan.Length || clock.Elapsed < duration); round++)
             {
                 await Task.Delay(step);
-                var action = round < plan.Length ? plan[round] : random.Next(10) switch { < 6 => "kill", < 8 => "stop", _ => "producer" };
+                var action = round < plan.Length ? plan[round] : random.Next(10) switch { < 7 => "kill", < 8 => "stop", _ => "producer" };
                 if (action == "add" && silos.Count >= 8) action = "kill";
                 var at = clock.Elapsed.TotalSeconds;
                 switch (action)
