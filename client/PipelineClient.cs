@@ -148,9 +148,11 @@ public sealed class PipelineClient : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _published);
+        PipelineMeter.EventsPublished.Add(1, PipelineMeter.Pipeline(definition.Name));
         if (room is not null)
         {
             Interlocked.Increment(ref _waits);
+            PipelineMeter.BackpressureWaits.Add(1);
             await room.WaitAsync(cancellationToken);
         }
     }
@@ -404,6 +406,7 @@ public sealed class PipelineClient : IAsyncDisposable
         var needed = sequence - _options.MaxUnappliedBatches;
         if (buffer.Applied >= needed) return;
         Interlocked.Increment(ref _waits);
+            PipelineMeter.BackpressureWaits.Add(1);
         var grain = _cluster.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey(buffer.Pipeline, buffer.Partition));
         var delay = _options.RetryDelay;
         while (buffer.Applied < needed)
@@ -440,6 +443,7 @@ public sealed class PipelineClient : IAsyncDisposable
             catch (Exception e) when (e is not ArgumentException && (persistent || IsBusy(e) || attempt < _options.MaxAttempts))
             {
                 if (IsBusy(e)) Interlocked.Increment(ref _waits);
+            PipelineMeter.BackpressureWaits.Add(1);
                 await Task.Delay(delay, _time);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
@@ -516,6 +520,7 @@ public sealed class PipelineClient : IAsyncDisposable
             }
 
             Interlocked.Add(ref _published, validated.Events.Count);
+            PipelineMeter.EventsPublished.Add(validated.Events.Count, PipelineMeter.Pipeline(definition.Name));
             return Task.WhenAll(stored);
         }
 
@@ -532,6 +537,7 @@ public sealed class PipelineClient : IAsyncDisposable
         }
 
         Interlocked.Add(ref _published, validated.Events.Count);
+        PipelineMeter.EventsPublished.Add(validated.Events.Count, PipelineMeter.Pipeline(definition.Name));
         return Task.WhenAll(stored);
     }
 

@@ -44,6 +44,7 @@ public static class GatewayHostingExtensions
         {
             // Oversized requests are refused by the service with INVALID_ARGUMENT; the transport limit only stops abuse.
             o.MaxReceiveMessageSize = options.MaxRequestBytes * 2;
+            o.Interceptors.Add<GatewayMetricsInterceptor>();
         }).AddJsonTranscoding();
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<ClusterHealthCheck>("cluster");

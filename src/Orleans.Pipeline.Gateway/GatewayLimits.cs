@@ -56,7 +56,7 @@ internal sealed class GatewayLimits : IDisposable
         if (!rate.IsAcquired)
         {
             var wait = rate.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromMilliseconds(100);
-            throw Exhausted(context, wait, $"rate limit: caller '{caller}' may read again after {wait.TotalMilliseconds:0} ms");
+            throw Exhausted("read-rate", context, wait, $"rate limit: caller '{caller}' may read again after {wait.TotalMilliseconds:0} ms");
         }
     }
 
@@ -67,7 +67,7 @@ internal sealed class GatewayLimits : IDisposable
         if (count > _maxSubscribers)
         {
             _subscribers.AddOrUpdate(caller, 0, (_, n) => n - 1);
-            throw Exhausted(context, TimeSpan.FromSeconds(1), $"caller '{caller}' already has {_maxSubscribers} subscriptions open (MaxSubscriptionsPerCaller)");
+            throw Exhausted("subscriptions", context, TimeSpan.FromSeconds(1), $"caller '{caller}' already has {_maxSubscribers} subscriptions open (MaxSubscriptionsPerCaller)");
         }
 
         return new Slot(() => _subscribers.AddOrUpdate(caller, 0, (_, n) => n - 1));
@@ -91,7 +91,7 @@ internal sealed class GatewayLimits : IDisposable
             if (!rate.IsAcquired)
             {
                 var wait = rate.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromMilliseconds(100);
-                throw Exhausted(context, wait, $"rate limit: caller '{caller}' may publish {events} more events after {wait.TotalMilliseconds:0} ms");
+                throw Exhausted("publish-rate", context, wait, $"rate limit: caller '{caller}' may publish {events} more events after {wait.TotalMilliseconds:0} ms");
             }
         }
 
@@ -99,14 +99,15 @@ internal sealed class GatewayLimits : IDisposable
         if (!lease.IsAcquired)
         {
             lease.Dispose();
-            throw Exhausted(context, TimeSpan.FromMilliseconds(200), "the gateway is at its limit of events in flight; retry shortly");
+            throw Exhausted("in-flight", context, TimeSpan.FromMilliseconds(200), "the gateway is at its limit of events in flight; retry shortly");
         }
 
         return lease;
     }
 
-    private static RpcException Exhausted(ServerCallContext context, TimeSpan retryAfter, string message)
+    private static RpcException Exhausted(string limit, ServerCallContext context, TimeSpan retryAfter, string message)
     {
+        PipelineMeter.GatewayRefusals.Add(1, new KeyValuePair<string, object?>("limit", limit));
         var milliseconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
         context.ResponseTrailers.Add("retry-after-ms", milliseconds);
         return new RpcException(new Status(StatusCode.ResourceExhausted, message), new Grpc.Core.Metadata { { "retry-after-ms", milliseconds } });

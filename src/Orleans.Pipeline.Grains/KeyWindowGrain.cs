@@ -59,6 +59,8 @@ internal sealed partial class KeyWindowGrain(
     /// <summary>Memory no longer matches what was applied in full (an apply threw half-way, or a write failed): never store it.</summary>
     private bool _discard;
     private long _lastWriteTimestamp;
+    private int _appliedInStep;
+    private bool _counted;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -82,6 +84,8 @@ internal sealed partial class KeyWindowGrain(
         // make the idle timeout close windows at once, and events then late.
         _engine.RestartClock(time.GetUtcNow().ToUnixTimeMilliseconds());
         _row = new double[_engine.Fields.Count];
+        PipelineMeter.ActiveKeys.Add(1, PipelineMeter.Pipeline(_pipeline));
+        _counted = true;
         await UpdateTimersAsync();
     }
 
@@ -111,6 +115,12 @@ internal sealed partial class KeyWindowGrain(
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        if (_counted)
+        {
+            PipelineMeter.ActiveKeys.Add(-1, PipelineMeter.Pipeline(_pipeline));
+            _counted = false;
+        }
+
         if (_unsaved && !_discard) await WriteStateAsync(durable: true);
     }
 
@@ -123,12 +133,14 @@ internal sealed partial class KeyWindowGrain(
             _deadLetters.Add(new DeadLetter(slice.ProducerId, slice.Sequence, -1, "unknown-pipeline",
                 $"this silo runs no pipeline '{_pipeline}'; {slice.Count} events not applied"));
             await sink.WriteAsync(new SinkWrite(_pipeline, _key, [], [], _deadLetters.ToArray()));
+            PipelineMeter.DeadLetters.Add(1, PipelineMeter.Pipeline(_pipeline), new("reason", "unknown-pipeline"));
             return null;
         }
 
         if (slice.Partition == _state.Partition && slice.Delivery <= _state.LastDelivery)
         {
             _state.DuplicateSlices++;
+            PipelineMeter.Duplicates.Add(1, PipelineMeter.Pipeline(_pipeline), new("level", "slice"));
             return null;
         }
 
@@ -150,13 +162,22 @@ internal sealed partial class KeyWindowGrain(
         _state.LastDelivery = slice.Delivery;
         var fired = await CommitAsync(publish: false);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (slice.SentAtMs > 0) latencies.RecordApplied(now - slice.SentAtMs);
+        if (slice.SentAtMs > 0)
+        {
+            latencies.RecordApplied(now - slice.SentAtMs);
+            PipelineMeter.ApplyLatency.Record(now - slice.SentAtMs, PipelineMeter.Pipeline(_pipeline));
+        }
+
         if (fired is not null)
         {
             foreach (var result in fired.Results)
             {
                 // Only where event time follows the wall clock (within a day): replays of old data would say nothing.
-                if (result.Kind == ResultKind.Final && Math.Abs(now - result.End) < 86_400_000) latencies.RecordResult(now - result.End);
+                if (result.Kind == ResultKind.Final && Math.Abs(now - result.End) < 86_400_000)
+                {
+                    latencies.RecordResult(now - result.End);
+                    PipelineMeter.ResultLatency.Record(now - result.End, PipelineMeter.Pipeline(_pipeline));
+                }
             }
         }
 
@@ -206,7 +227,11 @@ internal sealed partial class KeyWindowGrain(
                 continue;
             }
 
-            if (engine.Process(slice.Times[i], _row, now, _output) == EventOutcome.Late)
+            if (engine.Process(slice.Times[i], _row, now, _output) != EventOutcome.Late)
+            {
+                _appliedInStep++;
+            }
+            else
             {
                 _late.Add(new LateEventRecord(slice.ProducerId, slice.Sequence, slice.FirstIndex + i,
                     new LateEvent(slice.Times[i], (double[])_row.Clone(), engine.State.CurrentWatermark)));
@@ -234,6 +259,7 @@ internal sealed partial class KeyWindowGrain(
             if (time.GetElapsedTime(_lastWriteTimestamp) >= options.StateWriteInterval) await WriteStateAsync(durable: false);
         }
 
+        Count(write);
         await UpdateTimersAsync();
         if (write.Results.Count == 0 && write.LateEvents.Count == 0) return null;
         var batch = new ResultBatch(_pipeline, _key, [.. write.Results], [.. write.LateEvents.Select(l => l.Event)]);
@@ -324,8 +350,29 @@ internal sealed partial class KeyWindowGrain(
         }
     }
 
+    /// <summary>A stored step's metrics (after the write: a step that fails to store is applied again, counted then).</summary>
+    private void Count(SinkWrite write)
+    {
+        var pipeline = PipelineMeter.Pipeline(_pipeline);
+        if (_appliedInStep > 0) PipelineMeter.EventsApplied.Add(_appliedInStep, pipeline);
+        if (write.LateEvents.Count > 0) PipelineMeter.EventsLate.Add(write.LateEvents.Count, pipeline);
+        foreach (var letter in write.DeadLetters) PipelineMeter.DeadLetters.Add(1, pipeline, new("reason", letter.Reason));
+        foreach (var result in write.Results) PipelineMeter.WindowsEmitted.Add(1, pipeline, new("kind", KindName(result.Kind)));
+        PipelineMeter.ObserveWatermark(_pipeline, _engine!.State.CurrentWatermark);
+    }
+
+    private static string KindName(ResultKind kind) => kind switch
+    {
+        ResultKind.Final => "final",
+        ResultKind.Update => "update",
+        ResultKind.Retraction => "retraction",
+        ResultKind.Partial => "partial",
+        _ => "other",
+    };
+
     private void ClearStep()
     {
+        _appliedInStep = 0;
         _output.Clear();
         _late.Clear();
         _deadLetters.Clear();

@@ -205,6 +205,7 @@ internal sealed partial class PartitionGrain(
             }
 
             current.DuplicateItems++;
+            PipelineMeter.Duplicates.Add(1, PipelineMeter.Pipeline(_pipeline), new("level", "item"));
             return;
         }
 
@@ -229,6 +230,7 @@ internal sealed partial class PartitionGrain(
         if (current.Held.Exists(h => h.Item.ProducerId == item.ProducerId && h.Item.Sequence == item.Sequence))
         {
             current.DuplicateItems++;
+            PipelineMeter.Duplicates.Add(1, PipelineMeter.Pipeline(_pipeline), new("level", "item"));
             return;
         }
 
@@ -285,6 +287,7 @@ internal sealed partial class PartitionGrain(
         }
 
         await Task.WhenAll(calls);
+        PipelineMeter.ItemsApplied.Add(1, PipelineMeter.Pipeline(_pipeline));
         RecordRequests(original);
         current.Assigned.Remove(assigned);
         if (item.Sequence > current.LastSequence.GetValueOrDefault(item.ProducerId)) RememberSequence(item.ProducerId, item.Sequence);
@@ -337,6 +340,7 @@ internal sealed partial class PartitionGrain(
         }
 
         _state.DuplicateRequestEvents += item.Count - times.Count;
+        PipelineMeter.Duplicates.Add(item.Count - times.Count, PipelineMeter.Pipeline(_pipeline), new("level", "request-events"));
         LogRequestRepeat(_pipeline, _partition, item.Count - times.Count, item.ProducerId, item.Sequence);
         return item with { Keys = [.. keys], KeyEnds = [.. ends], Times = [.. times], Values = [.. values], EventRequests = [.. kept] };
     }
@@ -418,6 +422,7 @@ internal sealed partial class PartitionGrain(
             letters.AddRange(current.Assigned.Select(a => new DeadLetter(a.Producer, a.Sequence, -1, "in-flight-item-lost",
                 $"{reason}; the item was being applied when partition {_partition} stopped and was not delivered again")));
             await sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], letters.ToArray()));
+            PipelineMeter.DeadLetters.Add(letters.Count, PipelineMeter.Pipeline(_pipeline), new("reason", "in-flight-item-lost"));
             letters.Clear();
             current.Assigned.Clear();
             await ApplyAllHeldAsync();
@@ -437,7 +442,12 @@ internal sealed partial class PartitionGrain(
 
             if (skipped.Count == 0) current.Skipped.Remove(producer);
             LogSkippedGap(_pipeline, _partition, producer, last + 1, first - 1);
-            if (letters.Count > 0) await sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], letters.ToArray()));
+            if (letters.Count > 0)
+            {
+                await sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], letters.ToArray()));
+                PipelineMeter.DeadLetters.Add(letters.Count, PipelineMeter.Pipeline(_pipeline), new("reason", "sequence-gap"));
+            }
+
             letters.Clear();
             RememberSequence(producer, first - 1);
             await ApplyHeldAsync(producer);
@@ -495,6 +505,7 @@ internal sealed partial class PartitionGrain(
     private Task DeadLetterAsync(PartitionBatch item, string reason, string detail)
     {
         LogDeadItem(_pipeline, _partition, reason, detail);
+        PipelineMeter.DeadLetters.Add(1, PipelineMeter.Pipeline(_pipeline), new("reason", reason));
         return sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], [new DeadLetter(item.ProducerId, item.Sequence, -1, reason, detail)]));
     }
 

@@ -22,6 +22,7 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
     private readonly GroupCommit<(string Pipeline, string Key), StoredKeyState?> _reads;
     private readonly int _maxGroup;
     private long _written;
+    private static readonly KeyValuePair<string, object?> Store = new("store", "sqlite");
     private int _disposed;
 
     /// <param name="connectionString">The embedded database (<see cref="SqliteStateSchema.Ensure"/>).</param>
@@ -150,9 +151,12 @@ public sealed class SqliteKeyStateStore : IKeyStateStore, IAsyncDisposable
                 if (group.Count == _maxGroup) break;
             }
 
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 Write(group);
+                PipelineMeter.StateWriteDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, Store);
+                PipelineMeter.StateWriteGroupSize.Record(group.Count, Store);
             }
             catch (Exception e)
             {

@@ -35,7 +35,7 @@ public sealed class PostgresKeyStateStore : IKeyStateStore, IAsyncDisposable
     {
         _dataSource = dataSource;
         _results = results;
-        _writes = new GroupCommit<KeyStateWrite, long>(CommitAsync, maxGroup, concurrency);
+        _writes = new GroupCommit<KeyStateWrite, long>(CommitAsync, maxGroup, concurrency, metricsName: "postgresql");
         _reads = new GroupCommit<(string, string), StoredKeyState?>(ReadGroupAsync, maxGroup, concurrency: 1);
     }
 

@@ -19,12 +19,15 @@ public sealed class GroupCommit<TRequest, TResult> : IAsyncDisposable
     private readonly Task[] _workers;
     private long _groups;
     private long _requests;
+    private readonly KeyValuePair<string, object?>? _metricsTag;
 
     /// <param name="commit">Commits one group; returns one outcome per request, in order.</param>
     /// <param name="maxGroup">Most requests in one commit.</param>
     /// <param name="concurrency">Commits running at once.</param>
-    public GroupCommit(Func<IReadOnlyList<TRequest>, CancellationToken, Task<IReadOnlyList<GroupOutcome<TResult>>>> commit, int maxGroup, int concurrency)
+    /// <param name="metricsName">When set, each commit's duration and size are recorded under this store name (<see cref="PipelineMeter"/>).</param>
+    public GroupCommit(Func<IReadOnlyList<TRequest>, CancellationToken, Task<IReadOnlyList<GroupOutcome<TResult>>>> commit, int maxGroup, int concurrency, string? metricsName = null)
     {
+        _metricsTag = metricsName is null ? null : new KeyValuePair<string, object?>("store", metricsName);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxGroup, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(concurrency, 1);
         _commit = commit;
@@ -58,6 +61,7 @@ public sealed class GroupCommit<TRequest, TResult> : IAsyncDisposable
             }
 
             if (group.Count == 0) continue;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 var outcomes = await _commit(requests, CancellationToken.None).ConfigureAwait(false);
@@ -74,6 +78,11 @@ public sealed class GroupCommit<TRequest, TResult> : IAsyncDisposable
 
             Interlocked.Increment(ref _groups);
             Interlocked.Add(ref _requests, group.Count);
+            if (_metricsTag is { } tag)
+            {
+                PipelineMeter.StateWriteDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, tag);
+                PipelineMeter.StateWriteGroupSize.Record(group.Count, tag);
+            }
         }
     }
 
