@@ -68,7 +68,7 @@ public sealed class PartitionSenderTests
     }
 
     [Fact]
-    public async Task An_item_nobody_waits_for_is_given_up_after_MaxAttempts_and_a_flush_then_reports_it()
+    public async Task An_item_nobody_waits_for_is_given_up_after_MaxAttempts_reported_and_abandoned()
     {
         var partition = new FakePartition { Send = (_, _) => throw new InvalidOperationException("the queue is gone") };
         var (sender, producer) = NewSender(partition, new PipelineClientOptions { MaxAttempts = 3, RetryDelay = TimeSpan.FromMilliseconds(1), Linger = TimeSpan.FromMilliseconds(1) });
