@@ -478,7 +478,7 @@ internal static class Bench
             foreach (var chunk in lane.Chunk(1_000))
             {
                 await client.PublishAsync(Pipeline.Name, chunk.Select(i =>
-                    new PipelineEvent(load.Names[load.Keys[i]], load.Times[i], new Dictionary<string, double>(1) { ["v"] = load.Values[i] })));
+                    new GatewayEvent(load.Names[load.Keys[i]], load.Times[i], new Dictionary<string, double>(1) { ["v"] = load.Values[i] })));
             }
         }));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cpu-ms={Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds:F0}"));

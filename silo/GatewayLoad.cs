@@ -64,12 +64,12 @@ internal static class GatewayLoad
             while (!stop.IsCancellationRequested)
             {
                 var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                var events = new PipelineEvent[options.BatchSize];
+                var events = new GatewayEvent[options.BatchSize];
                 for (var i = 0; i < events.Length; i++)
                 {
                     var fields = new Dictionary<string, double>(pipeline.Fields.Count);
                     foreach (var field in pipeline.Fields) fields[field] = random.Next(100);
-                    events[i] = new PipelineEvent($"key-{random.Next(options.Keys)}", now - random.Next(200), fields);
+                    events[i] = new GatewayEvent($"key-{random.Next(options.Keys)}", now - random.Next(200), fields);
                 }
 
                 var started = Stopwatch.GetTimestamp();

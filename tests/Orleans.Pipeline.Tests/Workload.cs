@@ -1,3 +1,4 @@
+using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Aggregation;
 using Orleans.Pipeline.Windowing.Sketches;
@@ -17,6 +18,10 @@ internal static class Workload
             .ToList();
 
     public static PipelineEvent ToEvent(string key, EventStep e) =>
+        new(key, e.EventTime, new Dictionary<string, double> { ["a"] = e.Values[0], ["b"] = e.Values[1] });
+
+    /// <summary>The same event for the gateway client.</summary>
+    public static GatewayEvent ToGatewayEvent(string key, EventStep e) =>
         new(key, e.EventTime, new Dictionary<string, double> { ["a"] = e.Values[0], ["b"] = e.Values[1] });
 
     /// <summary>The reference's results folded into what a consumer holds: the latest revision per window, retractions removed.</summary>

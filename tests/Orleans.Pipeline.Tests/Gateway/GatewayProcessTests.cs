@@ -33,7 +33,7 @@ public sealed class GatewayProcessTests
         await gatewayProcess.WaitForOutputAsync("gateway connected to the cluster", TimeSpan.FromSeconds(60));
 
         using var client = new PipelineGatewayClient(new Uri(gatewayUrl), new PipelineGatewayClientOptions { ApiKey = "ops-key" });
-        await client.PublishAsync("tumbling", Enumerable.Range(0, 25).Select(t => new PipelineEvent("remote", t, new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 })));
+        await client.PublishAsync("tumbling", Enumerable.Range(0, 25).Select(t => new GatewayEvent("remote", t, new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 })));
 
         await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "remote")).AppliedEvents == 25, "25 events applied in the silo process");
         var windows = await client.QueryAsync("tumbling", "remote");

@@ -50,14 +50,14 @@ public sealed class GatewayTests
         // The live feed starts once the subscription is registered: close windows of a marker key until one arrives.
         for (var t = 1_000L; received.IsEmpty; t += 1_000)
         {
-            await client.PublishAsync("tumbling", [new PipelineEvent("marker", t, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+            await client.PublishAsync("tumbling", [new GatewayEvent("marker", t, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
             await Task.Delay(100);
             if (t > 200_000) Assert.Fail("the subscription never received a result");
         }
 
         // A key outside the filter: its results must not arrive.
         await client.PublishAsync("tumbling", [new("other", 1, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }), new("other", 500, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
-        foreach (var chunk in events.Chunk(13)) await client.PublishAsync("tumbling", chunk.Select(e => ToEvent("trace", e)));
+        foreach (var chunk in events.Chunk(13)) await client.PublishAsync("tumbling", chunk.Select(e => ToGatewayEvent("trace", e)));
 
         await WaitUntilAsync(async () =>
         {
@@ -86,7 +86,7 @@ public sealed class GatewayTests
         Assert.Equal("https", host.Address!.Scheme);
         using var client = host.NewClient();
 
-        await client.PublishAsync("tumbling", [new PipelineEvent("tls", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("tls", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
 
         await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "tls")).AppliedEvents == 1, "the event published over TLS applied");
         using var plain = new HttpClient();
@@ -139,7 +139,7 @@ public sealed class GatewayTests
         await using var host = await GatewayHost.StartAsync(new GatewayOptions { MaxEventsPerRequest = 100, BurstPerCaller = 1_000, MaxInFlightEvents = 1_000, MaxRequestBytes = 4_096 });
         var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
         using var client = host.NewClient();
-        await client.PublishAsync("tumbling", [new PipelineEvent("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
 
         static V1.Event Good(long time = 6) => new() { Key = "k", TimeMs = time, Fields = { ["a"] = 1, ["b"] = 2 } };
         async Task<RpcException> Refused(V1.PublishRequest request) => await Assert.ThrowsAsync<RpcException>(() => grpc.PublishAsync(request).ResponseAsync);
@@ -173,7 +173,7 @@ public sealed class GatewayTests
 
         // A last valid event: once it is applied, everything sent before it on this key is too. Only the two valid
         // single-event requests count; no event of a refused request was published.
-        await client.PublishAsync("tumbling", [new PipelineEvent("k", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("k", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
         await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "k")).AppliedEvents >= 2, "the last event applied");
         Assert.Equal(2, (await client.QueryAsync("tumbling", "k")).AppliedEvents);
     }
@@ -190,7 +190,7 @@ public sealed class GatewayTests
             },
         };
         await using var host = await GatewayHost.StartAsync(options);
-        PipelineEvent[] one = [new("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })];
+        GatewayEvent[] one = [new("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })];
 
         using var anonymous = host.NewClient();
         var none = await Assert.ThrowsAsync<RpcException>(() => anonymous.PublishAsync("tumbling", one));
@@ -269,7 +269,7 @@ public sealed class GatewayTests
 
         var time = 0L;
         await Task.WhenAll(Enumerable.Range(0, 20).Select(r => client.PublishAsync("tumbling",
-            Enumerable.Range(0, 100).Select(_ => new PipelineEvent("backoff", Interlocked.Increment(ref time), new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })))));
+            Enumerable.Range(0, 100).Select(_ => new GatewayEvent("backoff", Interlocked.Increment(ref time), new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })))));
 
         Assert.True(client.ThrottledAttempts > 0, "the client was never throttled");
         await WaitUntilAsync(async () =>
@@ -291,7 +291,7 @@ public sealed class GatewayTests
 
         // Thousands of closed windows over many keys' result batches: far more than the transport's window and the log hold.
         for (var chunk = 0; chunk < 20; chunk++)
-            await client.PublishAsync("tumbling", Enumerable.Range(chunk * 500, 500).Select(i => new PipelineEvent($"busy-{i % 50}", i * 20L, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })));
+            await client.PublishAsync("tumbling", Enumerable.Range(chunk * 500, 500).Select(i => new GatewayEvent($"busy-{i % 50}", i * 20L, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })));
         long emitted = 0;
         await WaitUntilAsync(async () =>
         {
@@ -339,8 +339,8 @@ public sealed class GatewayTests
 
         using var _ = resumed;
         // And it follows on live: a new key's window arrives on the resumed subscription.
-        await client.PublishAsync("tumbling", [new PipelineEvent("after-resume", 1_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }),
-            new PipelineEvent("after-resume", 2_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("after-resume", 1_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }),
+            new GatewayEvent("after-resume", 2_000_000, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
         var last = resumed.ResponseStream.Current.ChangeId;
         while (await resumed.ResponseStream.MoveNext(deadline.Token))
         {
@@ -405,7 +405,7 @@ public sealed class GatewayTests
 
         // A later event of the same key: once it is applied, so is everything sent before it.
         using var client = host.NewClient();
-        await client.PublishAsync("tumbling", [new PipelineEvent("retry", 6, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("retry", 6, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
         await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "retry")).AppliedEvents >= 2, "the later event applied");
         Assert.Equal(2, (await client.QueryAsync("tumbling", "retry")).AppliedEvents);
     }
@@ -427,7 +427,7 @@ public sealed class GatewayTests
         Assert.Equal(1, (await grpc.PublishAsync(reordered)).Accepted);
 
         using var client = host.NewClient();
-        await client.PublishAsync("tumbling", [new PipelineEvent("reuse", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("reuse", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
         await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "reuse")).AppliedEvents >= 2, "the later event applied");
         var windows = await client.QueryAsync("tumbling", "reuse");
         Assert.Equal(2, windows.AppliedEvents);
@@ -449,7 +449,7 @@ public sealed class GatewayTests
             },
         };
         await using var host = await GatewayHost.StartAsync(options, realPort: true);
-        PipelineEvent[] one = [new("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })];
+        GatewayEvent[] one = [new("k", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })];
 
         // Permission first: whether a pipeline exists is not revealed to a caller that may not use the name.
         using var producer = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "producer-key" });

@@ -23,7 +23,7 @@ public sealed class ResumableSubscriptionTests(PostgresServer postgres)
         var pipeline = PipelineCluster.Pipelines.Single(p => p.Name == "session");
         var events = Events(41, WindowKind.Session);
         var (expected, _) = Expected(pipeline, events);
-        foreach (var chunk in events.Chunk(20)) await client.PublishAsync("session", chunk.Select(e => ToEvent("first", e)));
+        foreach (var chunk in events.Chunk(20)) await client.PublishAsync("session", chunk.Select(e => ToGatewayEvent("first", e)));
         await WaitUntilAsync(async () => Difference(await cluster.ReadResultsAsync("session", "first"), expected) is null, "the first key's results stored");
 
         var fromStart = await ReadUntilAsync(client, after: 0, view => Difference(view, expected) is null, pipeline);
@@ -31,7 +31,7 @@ public sealed class ResumableSubscriptionTests(PostgresServer postgres)
 
         var second = Events(42, WindowKind.Session);
         var (expectedSecond, _) = Expected(pipeline, second);
-        foreach (var chunk in second.Chunk(20)) await client.PublishAsync("session", chunk.Select(e => ToEvent("second", e)));
+        foreach (var chunk in second.Chunk(20)) await client.PublishAsync("session", chunk.Select(e => ToGatewayEvent("second", e)));
         var resumed = await ReadUntilAsync(client, fromStart.LastChange, view => Difference(view, expectedSecond) is null, pipeline);
 
         Assert.Null(Difference(resumed.View, expectedSecond));

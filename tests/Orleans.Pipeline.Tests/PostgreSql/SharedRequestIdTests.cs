@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Tests.Gateway;
 using static Orleans.Pipeline.Tests.Workload;
@@ -33,7 +34,7 @@ public sealed class SharedRequestIdTests(PostgresServer postgres)
         Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
 
         using var client = second.NewClient();
-        await client.PublishAsync("tumbling", [new PipelineEvent("shared", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("shared", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
         await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "shared")).AppliedEvents >= 2, "the later event applied");
         Assert.Equal(2, (await client.QueryAsync("tumbling", "shared")).AppliedEvents);
     }

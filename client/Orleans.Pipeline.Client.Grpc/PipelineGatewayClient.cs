@@ -41,8 +41,11 @@ public sealed class PipelineGatewayClient(GrpcChannel channel, PipelineGatewayCl
     /// <summary>Times a publish was refused with RESOURCE_EXHAUSTED and retried after the gateway's delay.</summary>
     public long ThrottledAttempts => Interlocked.Read(ref _throttled);
 
-    /// <summary>Publishes events to one pipeline; returns once the gateway has stored them all.</summary>
-    public async Task<V1.PublishResponse> PublishAsync(string pipeline, IEnumerable<PipelineEvent> events, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Publishes events to one pipeline (all or nothing: an invalid event fails the call with INVALID_ARGUMENT naming
+    /// it); returns once the gateway has stored them all.
+    /// </summary>
+    public async Task<V1.PublishResponse> PublishAsync(string pipeline, IEnumerable<GatewayEvent> events, CancellationToken cancellationToken = default)
     {
         var request = new V1.PublishRequest { Pipeline = pipeline, RequestId = Guid.NewGuid().ToString("N") };
         foreach (var e in events)
