@@ -1,3 +1,4 @@
+using System.Diagnostics;
 namespace Orleans.Pipeline.Client;
 
 /// <summary>
@@ -49,8 +50,28 @@ internal sealed class PartitionBuffer(string pipeline, int partition, string[] f
         return _requests.Count - 1;
     }
 
+    /// <summary>Traced publishers whose events are buffered (at most <see cref="MaxPublisherLinks"/>): the send's links.</summary>
+    private List<ActivityContext>? _publishers;
+
+    private const int MaxPublisherLinks = 32;
+
+    /// <summary>The traced publishers of the buffered events, as links for the item's send span; forgets them.</summary>
+    public ActivityLink[]? TakePublishers()
+    {
+        if (_publishers is not { Count: > 0 } publishers) return null;
+        var links = publishers.Select(p => new ActivityLink(p)).ToArray();
+        publishers.Clear();
+        return links;
+    }
+
     public void Add(string key, long time, double[] row, long timestamp, int request = -1)
     {
+        if (Activity.Current is { } publisher && PipelineTracing.Source.HasListeners())
+        {
+            _publishers ??= [];
+            if (_publishers.Count < MaxPublisherLinks && (_publishers.Count == 0 || _publishers[^1] != publisher.Context)) _publishers.Add(publisher.Context);
+        }
+
         _eventRequests?.Add(request);
         if (_times.Count == 0) FirstAddedAt = timestamp;
         if (!_keyIndex.TryGetValue(key, out var index))

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Diagnostics;
 using Orleans.Runtime;
 
 namespace Orleans.Pipeline.Client;
@@ -82,6 +83,7 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
         {
             PartitionBatch? batch = null;
             TaskCompletionSource? waiters = null;
+            ActivityLink[]? publishers = null;
             TimeSpan wait;
             lock (buffer)
             {
@@ -93,7 +95,11 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
 
                 wait = buffer.Count >= options.MaxBatchSize || buffer.FlushRequested ? TimeSpan.Zero : options.Linger - time.GetElapsedTime(buffer.FirstAddedAt);
                 // The sequence is assigned by the cut, under the buffer's lock.
-                if (wait <= TimeSpan.Zero) (batch, waiters) = buffer.Cut(producer.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), producer.OpenFrom());
+                if (wait <= TimeSpan.Zero)
+                {
+                    publishers = buffer.TakePublishers();
+                    (batch, waiters) = buffer.Cut(producer.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), producer.OpenFrom());
+                }
             }
 
             if (batch is null)
@@ -102,7 +108,7 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
                 continue;
             }
 
-            await SendAsync(batch, waiters);
+            await SendAsync(batch, waiters, publishers);
         }
     }
 
@@ -111,9 +117,20 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
     /// recorded for <see cref="PipelineClient.FlushAsync"/> (before the waiters fail, so that a flush that saw them
     /// fail also reports it), they fail with it, and the partition is told this producer gave the sequence up.
     /// </summary>
-    private async Task SendAsync(PartitionBatch batch, TaskCompletionSource? waiters)
+    private async Task SendAsync(PartitionBatch batch, TaskCompletionSource? waiters, ActivityLink[]? publishers)
     {
         _attempts = 0;
+        using var activity = PipelineTracing.Source.StartActivity("pipeline.send", ActivityKind.Producer, default(ActivityContext), links: publishers);
+        if (activity is not null)
+        {
+            activity.SetTag("pipeline", buffer.Pipeline);
+            activity.SetTag("pipeline.partition", batch.Partition);
+            activity.SetTag("pipeline.sequence", batch.Sequence);
+            activity.SetTag("pipeline.events", batch.Count);
+            activity.SetTag("pipeline.keys", batch.Keys.Length);
+            batch = batch with { TraceParent = activity.Id };
+        }
+
         Exception failure;
         try
         {

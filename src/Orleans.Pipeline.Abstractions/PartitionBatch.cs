@@ -21,6 +21,7 @@ namespace Orleans.Pipeline;
 /// part before it died and another published again (under the same tag) is neither lost nor doubled.
 /// </param>
 /// <param name="EventRequests">Per event (in <see cref="Times"/> order), its index in <see cref="Requests"/>, or -1; null when <see cref="Requests"/> is.</param>
+/// <param name="TraceParent">The W3C <c>traceparent</c> of the producer's send, when traced: the partition's apply is its child.</param>
 /// <param name="OpenFrom">
 /// The producer's oldest tag that may still be published again (0: none tagged); the partition forgets this
 /// producer's applied tags below it.
@@ -38,7 +39,8 @@ public sealed record PartitionBatch(
     [property: Id(8)] long SentAtMs,
     [property: Id(9)] RequestTag[]? Requests = null,
     [property: Id(10)] int[]? EventRequests = null,
-    [property: Id(11)] long OpenFrom = 0)
+    [property: Id(11)] long OpenFrom = 0,
+    [property: Id(12)] string? TraceParent = null)
 {
     /// <summary>Number of events in the item.</summary>
     public int Count => Times.Length;
@@ -98,7 +100,8 @@ public sealed record KeySlice(
     [property: Id(5)] string[] FieldNames,
     [property: Id(6)] long[] Times,
     [property: Id(7)] double[] Values,
-    [property: Id(8)] long SentAtMs)
+    [property: Id(8)] long SentAtMs,
+    [property: Id(9)] string? TraceParent = null)
 {
     /// <summary>Number of events in the slice.</summary>
     public int Count => Times.Length;

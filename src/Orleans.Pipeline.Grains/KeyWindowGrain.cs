@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Windowing;
@@ -144,6 +145,9 @@ internal sealed partial class KeyWindowGrain(
             return null;
         }
 
+        using var activity = PipelineTracing.Source.StartActivity("pipeline.key.apply", ActivityKind.Internal, slice.TraceParent);
+        activity?.SetTag("pipeline", _pipeline);
+        activity?.SetTag("pipeline.events", slice.Count);
         try
         {
             Apply(slice);
@@ -269,6 +273,9 @@ internal sealed partial class KeyWindowGrain(
 
     private async Task WriteStateAsync(bool durable, SinkWrite? output = null)
     {
+        using var activity = PipelineTracing.Source.StartActivity("pipeline.state.write");
+        activity?.SetTag("pipeline", _pipeline);
+        activity?.SetTag("pipeline.results", output?.Results.Count ?? 0);
         try
         {
             var payload = serializer.SerializeToArray(_state);

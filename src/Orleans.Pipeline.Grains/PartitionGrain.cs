@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
@@ -272,6 +273,12 @@ internal sealed partial class PartitionGrain(
             if (options.StateWriteInterval <= TimeSpan.Zero) await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
         }
 
+        using var activity = PipelineTracing.Source.StartActivity("pipeline.partition.apply", ActivityKind.Consumer, item.TraceParent);
+        activity?.SetTag("pipeline", _pipeline);
+        activity?.SetTag("pipeline.partition", _partition);
+        activity?.SetTag("pipeline.producer", item.ProducerId.ToString());
+        activity?.SetTag("pipeline.sequence", item.Sequence);
+        activity?.SetTag("pipeline.events", item.Count);
         var original = item;
         item = WithoutAppliedRequests(item);
         var width = item.FieldNames.Length;
@@ -281,7 +288,7 @@ internal sealed partial class PartitionGrain(
         {
             var end = item.KeyEnds[k];
             var slice = new KeySlice(_partition, assigned.Delivery, item.ProducerId, item.Sequence, start, item.FieldNames,
-                item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs);
+                item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs, activity?.Id);
             calls[k] = keys.Get(_pipeline, item.Keys[k]).ApplyAsync(slice);
             start = end;
         }
