@@ -64,10 +64,29 @@ internal sealed class Demo(IClusterClient cluster, DemoOptions options, Pipeline
 
         var random = new Random(1);
         var stopwatch = Stopwatch.StartNew();
-        var nextReport = TimeSpan.FromSeconds(1);
-        long lastPublished = 0;
-        long lastClosedEvents = 0;
         var fields = new Dictionary<string, double>[options.Keys];
+        long lastPublished = 0, lastClosedEvents = 0;
+        var lastAt = TimeSpan.Zero;
+        // Reported on its own task: while publishing waits (backpressure), the numbers still come.
+        await using var status = LiveStatus.Start("demo", () =>
+        {
+            var at = stopwatch.Elapsed;
+            var seconds = Math.Max(0.001, (at - lastAt).TotalSeconds);
+            var published = client.PublishedEvents;
+            var closedEvents = Interlocked.Read(ref _eventsInClosedWindows);
+            IReadOnlyList<(string, string)> rows =
+            [
+                ("published", $"{published:N0} ({(published - lastPublished) / seconds:N0}/s)"),
+                ("in closed windows", $"{(closedEvents - lastClosedEvents) / seconds:N0}/s"),
+                ("windows closed", $"{Interlocked.Read(ref _finals):N0}"),
+                ("updates", $"{Interlocked.Read(ref _updates):N0}"),
+                ("late events", $"{Interlocked.Read(ref _late):N0}"),
+                ("result latency", $"{AverageLatency():F0} ms"),
+                ("backpressure waits", $"{client.BackpressureWaits:N0}"),
+            ];
+            (lastPublished, lastClosedEvents, lastAt) = (published, closedEvents, at);
+            return rows;
+        });
         try
         {
             while (!cancellationToken.IsCancellationRequested)
@@ -90,18 +109,6 @@ internal sealed class Demo(IClusterClient cluster, DemoOptions options, Pipeline
                 }
 
                 if (client.PublishedEvents >= due) await Task.Delay(5, cancellationToken);
-                if (stopwatch.Elapsed >= nextReport)
-                {
-                    var published = client.PublishedEvents;
-                    var closedEvents = Interlocked.Read(ref _eventsInClosedWindows);
-                    Console.WriteLine($"t={stopwatch.Elapsed.TotalSeconds,5:F1}s  published {published,11:N0} ({published - lastPublished,8:N0}/s)  " +
-                        $"in closed windows {closedEvents - lastClosedEvents,8:N0}/s  " +
-                        $"windows closed {Interlocked.Read(ref _finals),9:N0}  updates {Interlocked.Read(ref _updates),7:N0}  late events {Interlocked.Read(ref _late),7:N0}  " +
-                        $"result latency {AverageLatency(),6:F0} ms");
-                    lastPublished = published;
-                    lastClosedEvents = closedEvents;
-                    nextReport += TimeSpan.FromSeconds(1);
-                }
             }
         }
         catch (OperationCanceledException)
