@@ -291,6 +291,7 @@ internal static class Chaos
             ["Pipeline__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
             ["Pipeline__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
             ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePort()}",
+            ["Pipeline__Health__Url"] = $"http://127.0.0.1:{FreePort()}",
             ["Pipeline__Gateway__EventsPerSecondPerCaller"] = "10000000",
             ["Pipeline__Gateway__BurstPerCaller"] = "10000000",
             ["Orleans__Membership__ProbeTimeout"] = "00:00:01",

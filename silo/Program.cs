@@ -11,6 +11,7 @@ using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Silo;
+using Orleans.Runtime;
 
 // orleans-pipeline-silo [run]              a silo with the gRPC gateway (Pipeline:Gateway); embedded by default,
 //                                          Pipeline:Mode=PostgreSql joins a PostgreSQL cluster
@@ -92,10 +93,18 @@ if (command is "run" or "gateway") configuration.AddCommandLine(rest);
 IReadOnlyList<PipelineDefinition> pipelines;
 PipelineClusterOptions cluster;
 GatewayOptions gateway;
+HealthOptions? health = null;
 try
 {
     cluster = PipelineClientConnection.ReadClusterOptions(configuration);
     gateway = GatewayHostingExtensions.ReadGatewayOptions(configuration);
+    if (command == "run")
+    {
+        health = HealthOptions.Read(configuration);
+        if (health is not null && gateway.Enabled && (new Uri(gateway.Url).Port == health.Port || gateway.Http1Url is { } http1 && new Uri(http1).Port == health.Port))
+            throw new ArgumentException($"{HealthOptions.Section}:Url '{health.Url}' uses a port of the gateway ({GatewayOptions.Section}:Url '{gateway.Url}'); give health its own port");
+    }
+
     pipelines = PipelineConfiguration.Read(configuration);
     if (pipelines.Count == 0 && command is "run" or "demo") throw new ArgumentException($"no pipelines configured under '{PipelineConfiguration.Section}'");
     if (command == "migrate" && cluster.Mode != PipelineMode.PostgreSql)
@@ -156,12 +165,14 @@ try
     var siloPort = configuration.GetValue("Pipeline:SiloPort", 11111);
     var gatewayPort = configuration.GetValue("Pipeline:GatewayPort", 30000);
     var advertised = configuration["Pipeline:AdvertisedAddress"] is { Length: > 0 } address ? IPAddress.Parse(address) : null;
+    var readiness = new SiloReadiness();
     if (command == "gateway")
     {
         builder.UseOrleansClient(client => client.UsePipelineCluster(cluster, gatewayPort));
     }
     else
     {
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(readiness);
         builder.UseOrleans(silo => silo
             .Configure<Orleans.Configuration.ClusterMembershipOptions>(configuration.GetSection("Orleans:Membership"))
             .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
@@ -176,6 +187,22 @@ try
     }
 
     using var host = builder is WebApplicationBuilder webBuilder ? BuildGateway(webBuilder) : ((HostApplicationBuilder)builder).Build();
+    // Health is served before the silo starts and until it has stopped (see HealthServer).
+    HealthServer? healthServer = null;
+    if (health is not null)
+    {
+        try
+        {
+            healthServer = await HealthServer.StartAsync(health, host.Services, readiness, cluster);
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"error: cannot serve health on {health.Url}: {e.Message}");
+            return 3;
+        }
+    }
+
+    await using var healthScope = healthServer;
     try
     {
         await host.StartAsync();
@@ -200,7 +227,8 @@ try
 
     if (demo is null)
     {
-        await host.WaitForShutdownAsync();
+        if (health is not null) Console.WriteLine($"health on {health.Url}{HealthOptions.LivePath} and {HealthOptions.ReadyPath}");
+        await StopWhenToldAsync(host, health?.DrainDelay ?? TimeSpan.Zero);
         return 0;
     }
 
@@ -234,6 +262,18 @@ static T? ParseOptions<T>(Func<T> parse, string usage) where T : class
         Console.Error.WriteLine(usage);
         return null;
     }
+}
+
+// On a stop signal (SIGTERM, Ctrl-C): readiness turns false at once (ApplicationStopping); the silo keeps working for
+// the drain delay, so load balancers stop sending to it, then stops (grains handed off) and the process exits.
+static async Task StopWhenToldAsync(IHost host, TimeSpan drain)
+{
+    var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+    var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
+        await stopping.Task;
+    if (drain > TimeSpan.Zero) await Task.Delay(drain);
+    await host.StopAsync(CancellationToken.None);
 }
 
 static WebApplication BuildGateway(WebApplicationBuilder builder)
