@@ -88,6 +88,21 @@ else if (command is not ("run" or "migrate" or "gateway"))
 var configuration = new ConfigurationManager();
 configuration.SetBasePath(AppContext.BaseDirectory);
 configuration.AddJsonFile("appsettings.json", optional: true);
+// Pipeline__SettingsFile: one more JSON file of settings (in Kubernetes, the pipelines' ConfigMap), read after appsettings.json.
+var settingsFile = Environment.GetEnvironmentVariable("Pipeline__SettingsFile");
+if (!string.IsNullOrWhiteSpace(settingsFile))
+{
+    try
+    {
+        configuration.AddJsonFile(Path.GetFullPath(settingsFile), optional: false);
+    }
+    catch (Exception e) when (e is IOException or InvalidDataException or FormatException)
+    {
+        Console.Error.WriteLine($"error: Pipeline__SettingsFile '{settingsFile}': {e.Message}");
+        return 1;
+    }
+}
+
 configuration.AddEnvironmentVariables();
 if (command is "run" or "gateway") configuration.AddCommandLine(rest);
 IReadOnlyList<PipelineDefinition> pipelines;
@@ -184,6 +199,9 @@ try
                 options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
                 options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
             }));
+        // In Kubernetes: the silo named after its pod, advertising the pod's IP, and silos whose pod is gone declared dead
+        // at once (POD_NAME, POD_NAMESPACE, POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID; RBAC on pods, deploy/k8s).
+        if (configuration.GetValue("Pipeline:Kubernetes:Enabled", false)) builder.Services.UseKubernetesHosting();
     }
 
     using var host = builder is WebApplicationBuilder webBuilder ? BuildGateway(webBuilder) : ((HostApplicationBuilder)builder).Build();
