@@ -22,6 +22,7 @@ using Orleans.Runtime;
 // orleans-pipeline-silo gateway-load [..]  a load generator for a running gateway (its own process)
 // orleans-pipeline-silo bench [--quick]    the end-to-end load benchmark (engine, naive, embedded, PostgreSQL) from 1k to 1M keys
 // orleans-pipeline-silo chaos [--minutes N] silos, producers and PostgreSQL as processes, hurt while they work; results checked against the engine
+// orleans-pipeline-silo rehearse [..]      a kustomize overlay played with processes: migrate, scale 3 → 5 → 2, rolling restart; results checked
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
 var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
 var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
@@ -66,6 +67,19 @@ else if (command == "chaos")
         return 3;
     }
 }
+else if (command == "rehearse")
+{
+    if (ParseOptions(() => RehearseOptions.Parse(rest), RehearseOptions.Usage) is not { } rehearse) return 2;
+    try
+    {
+        return await Rehearse.RunAsync(rehearse);
+    }
+    catch (InvalidOperationException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 3;
+    }
+}
 else if (command == "chaos-produce")
 {
     return await Chaos.ProduceAsync(rest);
@@ -80,7 +94,7 @@ else if (command == "hash-key")
 }
 else if (command is not ("run" or "migrate" or "gateway"))
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench, chaos)");
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench, chaos, rehearse)");
     return 2;
 }
 
