@@ -122,6 +122,7 @@ internal static class Rehearse
             async Task ScaleUpAsync(int count, string why)
             {
                 var added = Enumerable.Range(0, count).Select(_ => NewPod()).ToList();
+                foreach (var pod in added) EnsurePortsFree(pod.Ip, silo);
                 pods.AddRange(added);
                 foreach (var pod in added) pod.Start();
                 await Task.WhenAll(added.Select(p => p.WaitReadyAsync(TimeSpan.FromMinutes(3))));
@@ -200,6 +201,27 @@ internal static class Rehearse
             }
             catch (IOException)
             {
+            }
+        }
+    }
+
+    /// <summary>Every pod uses the manifests' ports on its own address; a process listening on all interfaces on one of them is in the way.</summary>
+    private static void EnsurePortsFree(string ip, V1Container container)
+    {
+        foreach (var port in container.Ports)
+        {
+            var listener = new TcpListener(IPAddress.Parse(ip), port.ContainerPort);
+            try
+            {
+                listener.Start();
+            }
+            catch (SocketException e)
+            {
+                throw new InvalidOperationException($"port {port.ContainerPort} ({port.Name}) on {ip} is taken: another process on this machine listens on it (on all interfaces?); the rehearsal's pods need the manifests' ports ({e.Message})");
+            }
+            finally
+            {
+                listener.Stop();
             }
         }
     }
