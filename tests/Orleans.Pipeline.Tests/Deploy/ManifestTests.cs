@@ -178,6 +178,9 @@ public sealed partial class ManifestTests
         var service = objects.OfType<V1Service>().Single(s => s.Metadata.Name == "orleans-pipeline-gateway");
         var port = Assert.Single(service.Spec.Ports);
         Assert.Equal(PortOfUrl(Env(silo, "Pipeline__Gateway__Url")), ContainerPort(silo, port.TargetPort.Value));
+        // Clear-text HTTP/2 is announced as such; a TLS gateway is not.
+        if (Env(silo, "Pipeline__Gateway__Url").StartsWith("https:", StringComparison.Ordinal)) Assert.NotEqual("kubernetes.io/h2c", port.AppProtocol);
+        else Assert.Equal("kubernetes.io/h2c", port.AppProtocol);
 
         var commands = await SiloCommandsAsync();
         var migrate = objects.OfType<V1Job>().Single().Spec.Template.Spec.Containers.Single();
