@@ -213,9 +213,11 @@ try
                 options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
                 options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
             }));
-        // In Kubernetes: the silo named after its pod, advertising the pod's IP, and silos whose pod is gone declared dead
-        // at once (POD_NAME, POD_NAMESPACE, POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID; RBAC on pods, deploy/k8s).
-        if (configuration.GetValue("Pipeline:Kubernetes:Enabled", false)) builder.Services.UseKubernetesHosting();
+        // In Kubernetes: the silo named after its pod, advertising the pod's IP, silos whose pod is gone declared dead at
+        // once, and the pod of a silo the cluster declared dead deleted, so Kubernetes replaces it (POD_NAME, POD_NAMESPACE,
+        // POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID; RBAC on pods: deploy/k8s/base/rbac.yaml).
+        if (configuration.GetValue("Pipeline:Kubernetes:Enabled", false))
+            builder.Services.UseKubernetesHosting(kubernetes => kubernetes.Configure(o => o.DeleteDefunctSiloPods = true));
     }
 
     using var host = builder is WebApplicationBuilder webBuilder ? BuildGateway(webBuilder) : ((HostApplicationBuilder)builder).Build();
