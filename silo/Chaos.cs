@@ -79,10 +79,10 @@ internal static class Chaos
             MaxOutOfOrdernessMs: 200, AllowedLatenessMs: 120_000),
         Partitions: 8);
 
-    private sealed record Event(string Key, long Time, double Value);
+    internal sealed record Event(string Key, long Time, double Value);
 
     /// <summary>The seeded events of one producer, in the order it publishes them: event time advances 4 ms per event, 5% up to 300 ms early.</summary>
-    private static List<Event> Workload(string prefix, int seed, int keys, int count)
+    internal static List<Event> Workload(string prefix, int seed, int keys, int count)
     {
         var random = new Random(seed);
         var events = new List<Event>(count);
@@ -227,29 +227,7 @@ internal static class Chaos
             // The reference: the windowing engine over each key's events in the order its producer published them.
             var expected = Reference(sdkEvents.Concat(gatewayEvents));
             Console.WriteLine($"all published; comparing {expected.Count:N0} closed windows with the results table …");
-            var outputs = Pipeline.OutputNames();
-            await using var results = NpgsqlDataSource.Create(direct);
-            var reader = new PostgresResultReader(results);
-            // Results may still be landing (redelivered items after the last fault): compare until they match, or until
-            // the table has not changed for 10 s (then what differs stays different), at most 2 minutes.
-            List<string> mismatches = [];
-            var deadline = Stopwatch.StartNew();
-            var unchanged = Stopwatch.StartNew();
-            (int, long) last = (-1, -1);
-            do
-            {
-                if (mismatches.Count > 0) await Task.Delay(TimeSpan.FromSeconds(2));
-                var stored = await ReadTableAsync(reader, outputs);
-                var signature = (stored.Count, stored.Values.Sum(r => (long)r.Revision));
-                if (signature != last)
-                {
-                    last = signature;
-                    unchanged.Restart();
-                }
-
-                mismatches = Compare(expected, stored);
-            }
-            while (mismatches.Count > 0 && unchanged.Elapsed < TimeSpan.FromSeconds(10) && deadline.Elapsed < TimeSpan.FromSeconds(120));
+            var mismatches = await CompareSettledAsync(direct, expected);
 
             var sorted = recoveries.Order().ToList();
             Console.WriteLine();
@@ -275,6 +253,57 @@ internal static class Chaos
         }
     }
 
+    /// <summary>
+    /// The results table against <paramref name="expected"/>. Results may still be landing (redelivered items after the
+    /// last fault): compares until they match, or until the table has not changed for 10 s (then what differs stays
+    /// different), at most 2 minutes. The mismatches, one line each.
+    /// </summary>
+    internal static async Task<List<string>> CompareSettledAsync(string direct, Dictionary<(string Key, long Start, long End), WindowResult> expected)
+    {
+        var outputs = Pipeline.OutputNames();
+        await using var results = NpgsqlDataSource.Create(direct);
+        var reader = new PostgresResultReader(results);
+        List<string> mismatches = [];
+        var deadline = Stopwatch.StartNew();
+        var unchanged = Stopwatch.StartNew();
+        (int, long) last = (-1, -1);
+        do
+        {
+            if (mismatches.Count > 0) await Task.Delay(TimeSpan.FromSeconds(2));
+            var stored = await ReadTableAsync(reader, outputs);
+            var signature = (stored.Count, stored.Values.Sum(r => (long)r.Revision));
+            if (signature != last)
+            {
+                last = signature;
+                unchanged.Restart();
+            }
+
+            mismatches = Compare(expected, stored);
+        }
+        while (mismatches.Count > 0 && unchanged.Elapsed < TimeSpan.FromSeconds(10) && deadline.Elapsed < TimeSpan.FromSeconds(120));
+        return mismatches;
+    }
+
+    /// <summary>The settings of <see cref="Pipeline"/> as environment variables of a silo.</summary>
+    internal static Dictionary<string, string> PipelineEnvironment()
+    {
+        var environment = new Dictionary<string, string>();
+        var prefix = $"Pipeline__Pipelines__{Pipeline.Name}__";
+        environment[prefix + "Window__Kind"] = "Tumbling";
+        environment[prefix + "Window__Size"] = "00:00:01";
+        environment[prefix + "MaxOutOfOrderness"] = "00:00:00.200";
+        environment[prefix + "AllowedLateness"] = "00:02:00";
+        environment[prefix + "Partitions"] = Pipeline.Partitions.ToString(CultureInfo.InvariantCulture);
+        string[] functions = ["count", "sum", "min", "max"];
+        for (var i = 0; i < functions.Length; i++)
+        {
+            environment[$"{prefix}Aggregations__{i}__Function"] = functions[i];
+            if (i > 0) environment[$"{prefix}Aggregations__{i}__Field"] = "v";
+        }
+
+        return environment;
+    }
+
     /// <summary>A silo process of this executable, in PostgreSQL mode, with its own ports (kept across restarts).</summary>
     private static ChildProcess ChaosSilo(string database, int index)
     {
@@ -291,6 +320,7 @@ internal static class Chaos
             ["Pipeline__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
             ["Pipeline__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
             ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePort()}",
+            ["Pipeline__Health__Url"] = $"http://127.0.0.1:{FreePort()}",
             ["Pipeline__Gateway__EventsPerSecondPerCaller"] = "10000000",
             ["Pipeline__Gateway__BurstPerCaller"] = "10000000",
             ["Orleans__Membership__ProbeTimeout"] = "00:00:01",
@@ -298,18 +328,7 @@ internal static class Chaos
             ["Orleans__Membership__NumVotesForDeathDeclaration"] = "1",
             ["Logging__LogLevel__Default"] = "Error",
         };
-        var prefix = $"Pipeline__Pipelines__{Pipeline.Name}__";
-        environment[prefix + "Window__Kind"] = "Tumbling";
-        environment[prefix + "Window__Size"] = "00:00:01";
-        environment[prefix + "MaxOutOfOrderness"] = "00:00:00.200";
-        environment[prefix + "AllowedLateness"] = "00:02:00";
-        environment[prefix + "Partitions"] = Pipeline.Partitions.ToString(CultureInfo.InvariantCulture);
-        string[] functions = ["count", "sum", "min", "max"];
-        for (var i = 0; i < functions.Length; i++)
-        {
-            environment[$"{prefix}Aggregations__{i}__Function"] = functions[i];
-            if (i > 0) environment[$"{prefix}Aggregations__{i}__Field"] = "v";
-        }
+        foreach (var (name, value) in PipelineEnvironment()) environment[name] = value;
 
         return new ChildProcess(["run"], environment) { Name = index.ToString(CultureInfo.InvariantCulture) };
     }
@@ -384,7 +403,7 @@ internal static class Chaos
         return null;
     }
 
-    private static Dictionary<(string Key, long Start, long End), WindowResult> Reference(IEnumerable<Event> events)
+    internal static Dictionary<(string Key, long Start, long End), WindowResult> Reference(IEnumerable<Event> events)
     {
         var engines = new Dictionary<string, WindowEngine>(StringComparer.Ordinal);
         var expected = new Dictionary<(string, long, long), WindowResult>();
@@ -407,7 +426,7 @@ internal static class Chaos
         return expected;
     }
 
-    private static async Task<Dictionary<(string Key, long Start, long End), WindowResult>> ReadTableAsync(PostgresResultReader reader, IReadOnlyList<string> outputs)
+    internal static async Task<Dictionary<(string Key, long Start, long End), WindowResult>> ReadTableAsync(PostgresResultReader reader, IReadOnlyList<string> outputs)
     {
         var stored = new Dictionary<(string, long, long), WindowResult>();
         long after = 0;
@@ -425,7 +444,7 @@ internal static class Chaos
         }
     }
 
-    private static List<string> Compare(Dictionary<(string Key, long Start, long End), WindowResult> expected, Dictionary<(string Key, long Start, long End), WindowResult> stored)
+    internal static List<string> Compare(Dictionary<(string Key, long Start, long End), WindowResult> expected, Dictionary<(string Key, long Start, long End), WindowResult> stored)
     {
         var mismatches = new List<string>();
         foreach (var (at, want) in expected)
@@ -440,7 +459,7 @@ internal static class Chaos
     }
 
     /// <summary>Dead letters by source and reason (the pipeline's and the stream provider's), one line each.</summary>
-    private static async Task<List<string>> DeadLettersAsync(string database)
+    internal static async Task<List<string>> DeadLettersAsync(string database)
     {
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
@@ -452,7 +471,7 @@ internal static class Chaos
         return lines;
     }
 
-    private static long ReadProgress(string path) =>
+    internal static long ReadProgress(string path) =>
         File.Exists(path) && long.TryParse(File.ReadAllText(path), NumberStyles.None, CultureInfo.InvariantCulture, out var done) ? done : 0;
 
     /// <summary>
@@ -524,7 +543,7 @@ internal static class Chaos
     }
 
     /// <summary>A child process of this executable, its output kept; restartable.</summary>
-    private sealed class ChildProcess(string[] arguments, Dictionary<string, string> environment)
+    internal sealed class ChildProcess(string[] arguments, Dictionary<string, string> environment)
     {
         private readonly StringBuilder _output = new();
         private Process? _process;
@@ -532,6 +551,9 @@ internal static class Chaos
         public string Name { get; init; } = "producer";
 
         public Dictionary<string, string> Environment { get; } = environment;
+
+        /// <summary>Whether the process gets only <see cref="Environment"/> of the pipeline's settings, none of this process's (a pod's environment is its manifest's).</summary>
+        public bool Isolated { get; init; }
 
         public bool HasExited => _process?.HasExited ?? true;
 
@@ -547,6 +569,13 @@ internal static class Chaos
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             start.ArgumentList.Add(typeof(Chaos).Assembly.Location);
             foreach (var argument in arguments) start.ArgumentList.Add(argument);
+            if (Isolated)
+            {
+                foreach (var inherited in start.Environment.Keys.Where(k => k.StartsWith("Pipeline__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("Orleans__", StringComparison.OrdinalIgnoreCase)
+                    || k.StartsWith("ConnectionStrings__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("POD_", StringComparison.Ordinal) || k.StartsWith("ORLEANS_", StringComparison.Ordinal)).ToList())
+                    start.Environment.Remove(inherited);
+            }
+
             foreach (var (name, value) in Environment) start.Environment[name] = value;
             lock (_output) _output.Clear();
             _process = Process.Start(start) ?? throw new InvalidOperationException("could not start a child process");
@@ -580,6 +609,14 @@ internal static class Chaos
                 process.Kill(entireProcessTree: true);
                 process.WaitForExit();
             }
+        }
+
+        /// <summary>SIGTERM, without waiting.</summary>
+        public void Terminate()
+        {
+            if (_process is not { HasExited: false } process) return;
+            using var signal = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
+            signal?.WaitForExit();
         }
 
         public async Task StopGracefullyAsync(TimeSpan timeout)

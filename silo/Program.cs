@@ -11,6 +11,7 @@ using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Silo;
+using Orleans.Runtime;
 
 // orleans-pipeline-silo [run]              a silo with the gRPC gateway (Pipeline:Gateway); embedded by default,
 //                                          Pipeline:Mode=PostgreSql joins a PostgreSQL cluster
@@ -21,6 +22,7 @@ using Orleans.Pipeline.Silo;
 // orleans-pipeline-silo gateway-load [..]  a load generator for a running gateway (its own process)
 // orleans-pipeline-silo bench [--quick]    the end-to-end load benchmark (engine, naive, embedded, PostgreSQL) from 1k to 1M keys
 // orleans-pipeline-silo chaos [--minutes N] silos, producers and PostgreSQL as processes, hurt while they work; results checked against the engine
+// orleans-pipeline-silo rehearse [..]      a kustomize overlay played with processes: migrate, scale 3 → 5 → 2, rolling restart; results checked
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
 var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
 var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
@@ -65,6 +67,19 @@ else if (command == "chaos")
         return 3;
     }
 }
+else if (command == "rehearse")
+{
+    if (ParseOptions(() => RehearseOptions.Parse(rest), RehearseOptions.Usage) is not { } rehearse) return 2;
+    try
+    {
+        return await Rehearse.RunAsync(rehearse);
+    }
+    catch (InvalidOperationException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 3;
+    }
+}
 else if (command == "chaos-produce")
 {
     return await Chaos.ProduceAsync(rest);
@@ -79,7 +94,7 @@ else if (command == "hash-key")
 }
 else if (command is not ("run" or "migrate" or "gateway"))
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench, chaos)");
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench, chaos, rehearse)");
     return 2;
 }
 
@@ -87,15 +102,38 @@ else if (command is not ("run" or "migrate" or "gateway"))
 var configuration = new ConfigurationManager();
 configuration.SetBasePath(AppContext.BaseDirectory);
 configuration.AddJsonFile("appsettings.json", optional: true);
+// Pipeline__SettingsFile: one more JSON file of settings (in Kubernetes, the pipelines' ConfigMap), read after appsettings.json.
+var settingsFile = Environment.GetEnvironmentVariable("Pipeline__SettingsFile");
+if (!string.IsNullOrWhiteSpace(settingsFile))
+{
+    try
+    {
+        configuration.AddJsonFile(Path.GetFullPath(settingsFile), optional: false);
+    }
+    catch (Exception e) when (e is IOException or InvalidDataException or FormatException)
+    {
+        Console.Error.WriteLine($"error: Pipeline__SettingsFile '{settingsFile}': {e.Message}");
+        return 1;
+    }
+}
+
 configuration.AddEnvironmentVariables();
 if (command is "run" or "gateway") configuration.AddCommandLine(rest);
 IReadOnlyList<PipelineDefinition> pipelines;
 PipelineClusterOptions cluster;
 GatewayOptions gateway;
+HealthOptions? health = null;
 try
 {
     cluster = PipelineClientConnection.ReadClusterOptions(configuration);
     gateway = GatewayHostingExtensions.ReadGatewayOptions(configuration);
+    if (command == "run")
+    {
+        health = HealthOptions.Read(configuration);
+        if (health is not null && gateway.Enabled && (new Uri(gateway.Url).Port == health.Port || gateway.Http1Url is { } http1 && new Uri(http1).Port == health.Port))
+            throw new ArgumentException($"{HealthOptions.Section}:Url '{health.Url}' uses a port of the gateway ({GatewayOptions.Section}:Url '{gateway.Url}'); give health its own port");
+    }
+
     pipelines = PipelineConfiguration.Read(configuration);
     if (pipelines.Count == 0 && command is "run" or "demo") throw new ArgumentException($"no pipelines configured under '{PipelineConfiguration.Section}'");
     if (command == "migrate" && cluster.Mode != PipelineMode.PostgreSql)
@@ -156,12 +194,14 @@ try
     var siloPort = configuration.GetValue("Pipeline:SiloPort", 11111);
     var gatewayPort = configuration.GetValue("Pipeline:GatewayPort", 30000);
     var advertised = configuration["Pipeline:AdvertisedAddress"] is { Length: > 0 } address ? IPAddress.Parse(address) : null;
+    var readiness = new SiloReadiness();
     if (command == "gateway")
     {
         builder.UseOrleansClient(client => client.UsePipelineCluster(cluster, gatewayPort));
     }
     else
     {
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(readiness);
         builder.UseOrleans(silo => silo
             .Configure<Orleans.Configuration.ClusterMembershipOptions>(configuration.GetSection("Orleans:Membership"))
             .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
@@ -173,9 +213,30 @@ try
                 options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
                 options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
             }));
+        // In Kubernetes: the silo named after its pod, advertising the pod's IP, silos whose pod is gone declared dead at
+        // once, and the pod of a silo the cluster declared dead deleted, so Kubernetes replaces it (POD_NAME, POD_NAMESPACE,
+        // POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID; RBAC on pods: deploy/k8s/base/rbac.yaml).
+        if (configuration.GetValue("Pipeline:Kubernetes:Enabled", false))
+            builder.Services.UseKubernetesHosting(kubernetes => kubernetes.Configure(o => o.DeleteDefunctSiloPods = true));
     }
 
     using var host = builder is WebApplicationBuilder webBuilder ? BuildGateway(webBuilder) : ((HostApplicationBuilder)builder).Build();
+    // Health is served before the silo starts and until it has stopped (see HealthServer).
+    HealthServer? healthServer = null;
+    if (health is not null)
+    {
+        try
+        {
+            healthServer = await HealthServer.StartAsync(health, host.Services, readiness, cluster);
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"error: cannot serve health on {health.Url}: {e.Message}");
+            return 3;
+        }
+    }
+
+    await using var healthScope = healthServer;
     try
     {
         await host.StartAsync();
@@ -200,7 +261,8 @@ try
 
     if (demo is null)
     {
-        await host.WaitForShutdownAsync();
+        if (health is not null) Console.WriteLine($"health on {health.Url}{HealthOptions.LivePath} and {HealthOptions.ReadyPath}");
+        await StopWhenToldAsync(host, health?.DrainDelay ?? TimeSpan.Zero);
         return 0;
     }
 
@@ -234,6 +296,18 @@ static T? ParseOptions<T>(Func<T> parse, string usage) where T : class
         Console.Error.WriteLine(usage);
         return null;
     }
+}
+
+// On a stop signal (SIGTERM, Ctrl-C): readiness turns false at once (ApplicationStopping); the silo keeps working for
+// the drain delay, so load balancers stop sending to it, then stops (grains handed off) and the process exits.
+static async Task StopWhenToldAsync(IHost host, TimeSpan drain)
+{
+    var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+    var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
+        await stopping.Task;
+    if (drain > TimeSpan.Zero) await Task.Delay(drain);
+    await host.StopAsync(CancellationToken.None);
 }
 
 static WebApplication BuildGateway(WebApplicationBuilder builder)

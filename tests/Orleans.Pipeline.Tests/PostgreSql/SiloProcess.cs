@@ -12,9 +12,10 @@ public sealed class SiloProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
 
-    private SiloProcess(Process process)
+    private SiloProcess(Process process, string healthUrl)
     {
         _process = process;
+        HealthUrl = healthUrl;
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue("stderr: " + e.Data); };
         process.BeginOutputReadLine();
@@ -28,6 +29,11 @@ public sealed class SiloProcess : IAsyncDisposable
     public IEnumerable<string> Errors => _output.Where(l => l.StartsWith("stderr: ", StringComparison.Ordinal)).Select(l => l[8..]);
 
     public int ExitCode => _process.ExitCode;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Where the process serves its health endpoints (<c>Pipeline__Health__Url</c>: a free loopback port unless the environment sets one).</summary>
+    public string HealthUrl { get; }
 
     /// <summary>The built silo assembly beside this test assembly's configuration (the test project builds it first).</summary>
     public static string Executable
@@ -54,8 +60,10 @@ public sealed class SiloProcess : IAsyncDisposable
         start.ArgumentList.Add(Executable);
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        // Every silo process serves health; on its own port, so that processes side by side do not collide.
+        start.Environment["Pipeline__Health__Url"] = $"http://127.0.0.1:{FreePort()}";
         foreach (var (key, value) in environment) start.Environment[key] = value;
-        return new SiloProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start the silo"));
+        return new SiloProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start the silo"), start.Environment["Pipeline__Health__Url"]!);
     }
 
     /// <summary>Waits for a line containing <paramref name="text"/>; fails with the output when the process exits or time runs out.</summary>
@@ -83,6 +91,13 @@ public sealed class SiloProcess : IAsyncDisposable
         {
             return false;
         }
+    }
+
+    /// <summary>SIGTERM, as a kubelet stops a container: the process shuts down gracefully.</summary>
+    public void Terminate()
+    {
+        using var signal = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]) ?? throw new InvalidOperationException("could not run kill");
+        signal.WaitForExit();
     }
 
     /// <summary>SIGKILL: no shutdown, no flush, leases left as they are.</summary>
