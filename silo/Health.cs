@@ -27,6 +27,9 @@ internal sealed record HealthOptions(string Url, TimeSpan DatabaseTimeout, TimeS
     public const string Section = "Pipeline:Health";
     public const string LivePath = "/healthz/live";
     public const string ReadyPath = "/healthz/ready";
+
+    /// <summary>The Prometheus scrape endpoint, on the same port (<c>Pipeline:Telemetry:Prometheus</c>, on by default).</summary>
+    public const string MetricsPath = "/metrics";
     public const string DefaultUrl = "http://0.0.0.0:8080";
 
     public int Port => new Uri(Url).Port;
@@ -95,7 +98,7 @@ internal sealed class HealthServer : IAsyncDisposable
 
     private HealthServer(WebApplication app) => _app = app;
 
-    public static async Task<HealthServer> StartAsync(HealthOptions options, IServiceProvider silo, SiloReadiness readiness, PipelineClusterOptions cluster)
+    public static async Task<HealthServer> StartAsync(HealthOptions options, IServiceProvider silo, SiloReadiness readiness, PipelineClusterOptions cluster, IConfiguration configuration)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
         builder.Services.AddSingleton<IHostLifetime, NoSignals>();
@@ -106,7 +109,9 @@ internal sealed class HealthServer : IAsyncDisposable
         if (cluster.Mode == PipelineMode.PostgreSql)
             checks.AddCheck("postgresql", new PostgresCheck(cluster.ConnectionString!, options.DatabaseTimeout), tags: [ReadyTag]);
 
+        var prometheus = Telemetry.Add(builder.Services, configuration);
         var app = builder.Build();
+        if (prometheus) app.MapPrometheusScrapingEndpoint(HealthOptions.MetricsPath);
         app.MapHealthChecks(HealthOptions.LivePath, new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync });
         app.MapHealthChecks(HealthOptions.ReadyPath, new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag), ResponseWriter = WriteAsync });
         await app.StartAsync();

@@ -24,8 +24,10 @@ using Orleans.Runtime;
 // orleans-pipeline-silo chaos [--minutes N] silos, producers and PostgreSQL as processes, hurt while they work; results checked against the engine
 // orleans-pipeline-silo rehearse [..]      a kustomize overlay played with processes: migrate, scale 3 → 5 → 2, rolling restart; results checked
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
-var command = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "run";
-var rest = args.SkipWhile(a => a != command).Skip(1).ToArray();
+var parsed = await Cli.ParseAsync(args);
+if (parsed.Exit is { } exit) return exit;
+var command = parsed.Command;
+var rest = parsed.Rest;
 DemoOptions? demo = null;
 if (command == "demo")
 {
@@ -227,7 +229,7 @@ try
     {
         try
         {
-            healthServer = await HealthServer.StartAsync(health, host.Services, readiness, cluster);
+            healthServer = await HealthServer.StartAsync(health, host.Services, readiness, cluster, configuration);
         }
         catch (IOException e)
         {

@@ -8,10 +8,19 @@ public sealed class ResultCollector
 {
     private readonly ConcurrentDictionary<(string Pipeline, string Key), List<WindowResult>> _byKey = new();
 
+    private readonly ConcurrentDictionary<(string, string, long, long, int, ResultKind), bool> _seen = new();
+
+    /// <summary>Adds a batch's results; a result seen before (the same batch read back from the log) is not added again.</summary>
     public void Add(ResultBatch batch)
     {
         var list = _byKey.GetOrAdd((batch.Pipeline, batch.Key), _ => []);
-        lock (list) list.AddRange(batch.Results);
+        lock (list)
+        {
+            foreach (var r in batch.Results)
+            {
+                if (_seen.TryAdd((batch.Pipeline, batch.Key, r.Start, r.End, r.Revision, r.Kind), true)) list.Add(r);
+            }
+        }
     }
 
     /// <summary>The latest revision per window, retractions removed, partial (early) results ignored.</summary>
