@@ -10,6 +10,7 @@ using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Dashboard;
 using Orleans.Pipeline.Silo;
 using Orleans.Runtime;
 
@@ -125,12 +126,14 @@ IReadOnlyList<PipelineDefinition> pipelines;
 PipelineClusterOptions cluster;
 GatewayOptions gateway;
 HealthOptions? health = null;
+DashboardSettings? dashboard = null;
 try
 {
     cluster = PipelineClientConnection.ReadClusterOptions(configuration);
     gateway = GatewayHostingExtensions.ReadGatewayOptions(configuration);
     if (command == "run")
     {
+        dashboard = DashboardSettings.Read(configuration);
         health = HealthOptions.Read(configuration);
         if (health is not null && gateway.Enabled && (new Uri(gateway.Url).Port == health.Port || gateway.Http1Url is { } http1 && new Uri(http1).Port == health.Port))
             throw new ArgumentException($"{HealthOptions.Section}:Url '{health.Url}' uses a port of the gateway ({GatewayOptions.Section}:Url '{gateway.Url}'); give health its own port");
@@ -180,15 +183,20 @@ try
 {
     var settings = new HostApplicationBuilderSettings { Configuration = configuration, ContentRootPath = AppContext.BaseDirectory };
     var withGateway = command == "gateway" || (command == "run" && gateway.Enabled);
-    IHostApplicationBuilder builder = withGateway
+    IHostApplicationBuilder builder = withGateway || dashboard is not null
         ? WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory })
         : Host.CreateApplicationBuilder(settings);
     if (builder is WebApplicationBuilder web)
     {
         web.Configuration.AddConfiguration(configuration);
-        web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
-        if (cluster.Mode == PipelineMode.PostgreSql) web.Services.AddPostgresGatewayStores(cluster.ConnectionString!, gateway.RequestIdRetention);
-        web.Services.AddPipelineGateway(gateway);
+        if (withGateway)
+        {
+            web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
+            if (cluster.Mode == PipelineMode.PostgreSql) web.Services.AddPostgresGatewayStores(cluster.ConnectionString!, gateway.RequestIdRetention);
+            web.Services.AddPipelineGateway(gateway);
+        }
+
+        if (dashboard is not null) DashboardHosting.Listen(web, dashboard);
     }
 
     var databasePath = configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");
@@ -215,6 +223,8 @@ try
                 options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
                 options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
             }));
+        // The dashboard's grains and its call statistics only when it is on: they cost every grain call a filter.
+        if (dashboard is not null) builder.UseOrleans(silo => silo.AddDashboard());
         // In Kubernetes: the silo named after its pod, advertising the pod's IP, silos whose pod is gone declared dead at
         // once, and the pod of a silo the cluster declared dead deleted, so Kubernetes replaces it (POD_NAME, POD_NAMESPACE,
         // POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID; RBAC on pods: deploy/k8s/base/rbac.yaml).
@@ -222,7 +232,7 @@ try
             builder.Services.UseKubernetesHosting(kubernetes => kubernetes.Configure(o => o.DeleteDefunctSiloPods = true));
     }
 
-    using var host = builder is WebApplicationBuilder webBuilder ? BuildGateway(webBuilder) : ((HostApplicationBuilder)builder).Build();
+    using var host = builder is WebApplicationBuilder webBuilder ? BuildWeb(webBuilder, withGateway, dashboard) : ((HostApplicationBuilder)builder).Build();
     // Health is served before the silo starts and until it has stopped (see HealthServer).
     HealthServer? healthServer = null;
     if (health is not null)
@@ -312,10 +322,11 @@ static async Task StopWhenToldAsync(IHost host, TimeSpan drain)
     await host.StopAsync(CancellationToken.None);
 }
 
-static WebApplication BuildGateway(WebApplicationBuilder builder)
+static WebApplication BuildWeb(WebApplicationBuilder builder, bool gateway, DashboardSettings? dashboard)
 {
     var app = builder.Build();
-    app.MapPipelineGateway();
+    if (dashboard is not null) DashboardHosting.Map(app, dashboard);
+    if (gateway) app.MapPipelineGateway();
     return app;
 }
 
