@@ -90,12 +90,17 @@ internal static class GatewayLoad
         })).ToArray();
 
         var last = 0L;
-        while (!Task.WhenAll(workers).IsCompleted)
+        var lastAt = TimeSpan.Zero;
+        await using (LiveStatus.Start("gateway-load", () =>
         {
-            await Task.WhenAny(Task.WhenAll(workers), Task.Delay(1_000));
             var total = Interlocked.Read(ref published);
-            Console.WriteLine($"t={stopwatch.Elapsed.TotalSeconds,5:F1}s  published {total,12:N0} ({total - last,9:N0}/s)");
-            last = total;
+            var at = stopwatch.Elapsed;
+            var rate = (total - last) / Math.Max(0.001, (at - lastAt).TotalSeconds);
+            (last, lastAt) = (total, at);
+            return [("published", $"{total:N0} ({rate:N0}/s)"), ("throttled attempts", $"{client.ThrottledAttempts:N0}")];
+        }))
+        {
+            await Task.WhenAll(workers);
         }
 
         var seconds = stopwatch.Elapsed.TotalSeconds;

@@ -8,57 +8,41 @@ internal sealed class GatewayMetricsInterceptor : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        var status = StatusCode.OK;
-        try
-        {
-            return await continuation(request, context);
-        }
-        catch (RpcException e)
-        {
-            status = e.StatusCode;
-            throw;
-        }
-        catch (Exception)
-        {
-            status = StatusCode.Unknown;
-            throw;
-        }
-        finally
-        {
-            Count(context, status);
-        }
+        TResponse? response = default;
+        await ObserveAsync(context, async () => response = await continuation(request, context));
+        return response!;
     }
 
     public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        var status = StatusCode.OK;
-        try
-        {
-            return await continuation(requestStream, context);
-        }
-        catch (RpcException e)
-        {
-            status = e.StatusCode;
-            throw;
-        }
-        catch (Exception)
-        {
-            status = StatusCode.Unknown;
-            throw;
-        }
-        finally
-        {
-            Count(context, status);
-        }
+        TResponse? response = default;
+        await ObserveAsync(context, async () => response = await continuation(requestStream, context));
+        return response!;
     }
 
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        var status = StatusCode.OK;
         PipelineMeter.GatewaySubscribers.Add(1);
         try
         {
-            await continuation(request, responseStream, context);
+            await ObserveAsync(context, () => continuation(request, responseStream, context));
+        }
+        finally
+        {
+            PipelineMeter.GatewaySubscribers.Add(-1);
+        }
+    }
+
+    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation) =>
+        ObserveAsync(context, () => continuation(requestStream, responseStream, context));
+
+    /// <summary>Runs the call and counts it with the status it ended with.</summary>
+    private static async Task ObserveAsync(ServerCallContext context, Func<Task> call)
+    {
+        var status = StatusCode.OK;
+        try
+        {
+            await call();
         }
         catch (RpcException e)
         {
@@ -72,39 +56,9 @@ internal sealed class GatewayMetricsInterceptor : Interceptor
         }
         finally
         {
-            PipelineMeter.GatewaySubscribers.Add(-1);
-            Count(context, status);
+            // The method's last segment ("Publish"): a bounded set, never anything the caller chose.
+            var method = context.Method;
+            PipelineMeter.GatewayRequests.Add(1, new KeyValuePair<string, object?>("method", method[(method.LastIndexOf('/') + 1)..]), new KeyValuePair<string, object?>("status", status.ToString()));
         }
-    }
-
-    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        var status = StatusCode.OK;
-        try
-        {
-            await continuation(requestStream, responseStream, context);
-        }
-        catch (RpcException e)
-        {
-            status = e.StatusCode;
-            throw;
-        }
-        catch (Exception)
-        {
-            status = StatusCode.Unknown;
-            throw;
-        }
-        finally
-        {
-            Count(context, status);
-        }
-    }
-
-    private static void Count(ServerCallContext context, StatusCode status)
-    {
-        // The method's last segment ("Publish"): a bounded set, never anything the caller chose.
-        var method = context.Method;
-        var name = method[(method.LastIndexOf('/') + 1)..];
-        PipelineMeter.GatewayRequests.Add(1, new KeyValuePair<string, object?>("method", name), new KeyValuePair<string, object?>("status", status.ToString()));
     }
 }

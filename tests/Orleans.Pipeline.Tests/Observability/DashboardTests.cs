@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using Grpc.Net.Client;
 using Orleans.Pipeline.Client;
@@ -23,18 +22,12 @@ public sealed class DashboardTests(ITestOutputHelper output)
         var chromium = Chromium();
         var dashboardPort = SiloProcess.FreePort();
         var gatewayUrl = $"http://127.0.0.1:{SiloProcess.FreePort()}";
-        await using var silo = SiloProcess.Start(new Dictionary<string, string>
+        await using var silo = await EmbeddedSiloProcess.StartAsync(gatewayUrl, new Dictionary<string, string>
         {
             ["Pipeline__Dashboard__Enabled"] = "true",
             ["Pipeline__Dashboard__Url"] = $"http://127.0.0.1:{dashboardPort}",
             ["Pipeline__Dashboard__PasswordHash"] = ApiKeyHash.Of(Password),
-            ["Pipeline__Gateway__Url"] = gatewayUrl,
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__DatabasePath"] = Path.Combine(Path.GetTempPath(), "orleans-pipeline-tests", Guid.NewGuid().ToString("N"), "pipeline.db"),
-            ["Logging__LogLevel__Default"] = "Error",
         });
-        await silo.WaitForOutputAsync("silo started", TimeSpan.FromSeconds(90));
 
         using var channel = GrpcChannel.ForAddress(gatewayUrl);
         var gateway = new PipelineGatewayClient(channel);

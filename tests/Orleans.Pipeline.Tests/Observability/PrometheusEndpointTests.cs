@@ -1,4 +1,3 @@
-using System.Globalization;
 using Grpc.Net.Client;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Tests.PostgreSql;
@@ -13,15 +12,7 @@ public sealed class PrometheusEndpointTests
     public async Task A_running_silo_serves_the_pipeline_and_orleans_metrics_for_prometheus_on_its_health_port()
     {
         var gatewayUrl = $"http://127.0.0.1:{SiloProcess.FreePort()}";
-        await using var silo = SiloProcess.Start(new Dictionary<string, string>
-        {
-            ["Pipeline__Gateway__Url"] = gatewayUrl,
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__DatabasePath"] = Path.Combine(Path.GetTempPath(), "orleans-pipeline-tests", Guid.NewGuid().ToString("N"), "pipeline.db"),
-            ["Logging__LogLevel__Default"] = "Error",
-        });
-        await silo.WaitForOutputAsync("silo started", TimeSpan.FromSeconds(90));
+        await using var silo = await EmbeddedSiloProcess.StartAsync(gatewayUrl);
 
         using var channel = GrpcChannel.ForAddress(gatewayUrl);
         var gateway = new PipelineGatewayClient(channel);
