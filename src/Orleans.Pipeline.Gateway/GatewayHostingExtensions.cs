@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Storage;
 
@@ -27,8 +28,22 @@ public static class GatewayHostingExtensions
             throw new ArgumentException($"invalid '{GatewayOptions.Section}' settings: {e.Message}", e);
         }
 
-        var problems = options.Validate().ToList();
-        return problems.Count > 0 ? throw new ArgumentException(string.Join("; ", problems)) : options;
+        var result = new GatewayOptionsValidator().Validate(null, options);
+        return result.Failed ? throw new ArgumentException(string.Join("; ", result.Failures)) : options;
+    }
+
+    /// <summary>
+    /// The gateway's services with its options bound from <paramref name="configuration"/>'s <c>Pipeline:Gateway</c>
+    /// section the .NET way (<c>AddOptions().Bind()</c>, validated by <see cref="GatewayOptionsValidator"/> when the
+    /// host starts: one line per problem). For hosts that configure the gateway from their own configuration.
+    /// </summary>
+    public static IServiceCollection AddPipelineGateway(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<GatewayOptions>().Bind(configuration.GetSection(GatewayOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        // The instance the gateway's services take: the bound, validated options.
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
+        return AddGatewayServices(services, sp => sp.GetRequiredService<GatewayOptions>());
     }
 
     /// <summary>
@@ -40,19 +55,23 @@ public static class GatewayHostingExtensions
     /// </summary>
     public static IServiceCollection AddPipelineGateway(this IServiceCollection services, GatewayOptions options)
     {
-        services.AddGrpc(o =>
-        {
-            // Oversized requests are refused by the service with INVALID_ARGUMENT; the transport limit only stops abuse.
-            o.MaxReceiveMessageSize = options.MaxRequestBytes * 2;
-            o.Interceptors.Add<GatewayMetricsInterceptor>();
-        }).AddJsonTranscoding();
+        services.AddSingleton(options);
+        return AddGatewayServices(services, _ => options);
+    }
+
+    private static IServiceCollection AddGatewayServices(IServiceCollection services, Func<IServiceProvider, GatewayOptions> options)
+    {
+        services.AddGrpc(o => o.Interceptors.Add<GatewayMetricsInterceptor>()).AddJsonTranscoding();
+        // Oversized requests are refused by the service with INVALID_ARGUMENT; the transport limit only stops abuse.
+        services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions>()
+            .Configure<IServiceProvider>((grpc, sp) => grpc.MaxReceiveMessageSize = options(sp).MaxRequestBytes * 2);
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<ClusterHealthCheck>("cluster");
-        services.AddSingleton(options);
         services.AddSingleton<GatewayAccess>();
         services.AddSingleton<GatewayLimits>();
-        services.AddSingleton(_ => new RecentRequests(options.RequestIdRetention, options.MaxRememberedRequestIds));
-        services.AddSingleton(sp => new PipelineClient(sp.GetRequiredService<IClusterClient>(), new PipelineClientOptions { Linger = options.Linger > TimeSpan.Zero ? options.Linger : TimeSpan.FromMilliseconds(1) }));
+        services.AddSingleton(sp => new RecentRequests(options(sp).RequestIdRetention, options(sp).MaxRememberedRequestIds));
+        services.AddSingleton(sp => new PipelineClient(sp.GetRequiredService<IClusterClient>(),
+            new PipelineClientOptions { Linger = options(sp).Linger > TimeSpan.Zero ? options(sp).Linger : TimeSpan.FromMilliseconds(1) }));
         return services;
     }
 
