@@ -258,7 +258,6 @@ internal static class Bench
             await using var subscriber = system == "naive" ? null : await SubscriberProbe.StartAsync(client, system == "gateway" ? gateway.Url : null);
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var clock = Stopwatch.StartNew();
-            var progress = Stopwatch.StartNew();
             var published = 0;
             var publisherCpu = TimeSpan.Zero;
             if (system == "gateway")
@@ -271,13 +270,14 @@ internal static class Bench
                 published = events;
             }
 
-            for (var i = published; i < events; i++)
+            await using (LiveStatus.Start($"   {system}, {keys:N0} keys", () =>
+                [("published", $"{Volatile.Read(ref published):N0} of {events:N0} ({Volatile.Read(ref published) / clock.Elapsed.TotalSeconds:N0}/s)"),
+                 ("backpressure waits", $"{client.BackpressureWaits:N0}")]))
             {
-                await client.PublishAsync(Pipeline.Name, new PipelineEvent(load.Names[load.Keys[i]], load.Times[i], new Dictionary<string, double>(1) { ["v"] = load.Values[i] }));
-                if (++published % 10_000 == 0 && progress.Elapsed > TimeSpan.FromSeconds(2))
+                for (var i = published; i < events; i++)
                 {
-                    Console.WriteLine($"   t={clock.Elapsed.TotalSeconds,5:F0}s  published {published,12:N0} ({published / clock.Elapsed.TotalSeconds,10:N0}/s)");
-                    progress.Restart();
+                    await client.PublishAsync(Pipeline.Name, new PipelineEvent(load.Names[load.Keys[i]], load.Times[i], new Dictionary<string, double>(1) { ["v"] = load.Values[i] }));
+                    published++;
                 }
             }
 
