@@ -37,21 +37,12 @@ if (command == "demo")
 }
 else if (command == "gateway-load")
 {
-    if (ParseOptions(() => GatewayLoadOptions.Parse(rest), GatewayLoadOptions.Usage) is not { } load) return 2;
-    try
-    {
-        return await GatewayLoad.RunAsync(load);
-    }
-    catch (Exception e) when (e is ArgumentException or Grpc.Core.RpcException or HttpRequestException)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        return 3;
-    }
+    return await RunToolAsync(() => GatewayLoadOptions.Parse(rest), GatewayLoadOptions.Usage, GatewayLoad.RunAsync,
+        e => e is ArgumentException or Grpc.Core.RpcException or HttpRequestException);
 }
 else if (command == "bench")
 {
-    if (ParseOptions(() => BenchOptions.Parse(rest), BenchOptions.Usage) is not { } bench) return 2;
-    return await Bench.RunAsync(bench);
+    return await RunToolAsync(() => BenchOptions.Parse(rest), BenchOptions.Usage, Bench.RunAsync, _ => false);
 }
 else if (command == "bench-publish")
 {
@@ -59,29 +50,11 @@ else if (command == "bench-publish")
 }
 else if (command == "chaos")
 {
-    if (ParseOptions(() => ChaosOptions.Parse(rest), ChaosOptions.Usage) is not { } chaos) return 2;
-    try
-    {
-        return await Chaos.RunAsync(chaos);
-    }
-    catch (InvalidOperationException e)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        return 3;
-    }
+    return await RunToolAsync(() => ChaosOptions.Parse(rest), ChaosOptions.Usage, Chaos.RunAsync, e => e is InvalidOperationException);
 }
 else if (command == "rehearse")
 {
-    if (ParseOptions(() => RehearseOptions.Parse(rest), RehearseOptions.Usage) is not { } rehearse) return 2;
-    try
-    {
-        return await Rehearse.RunAsync(rehearse);
-    }
-    catch (InvalidOperationException e)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        return 3;
-    }
+    return await RunToolAsync(() => RehearseOptions.Parse(rest), RehearseOptions.Usage, Rehearse.RunAsync, e => e is InvalidOperationException);
 }
 else if (command == "chaos-produce")
 {
@@ -293,6 +266,21 @@ try
 finally
 {
     if (throwaway is not null) await throwaway.DisposeAsync();
+}
+
+// A tool command: its options (exit 2 when they are wrong), then its run; an error it expects is one line and exit 3.
+static async Task<int> RunToolAsync<T>(Func<T> parse, string usage, Func<T, Task<int>> run, Func<Exception, bool> expected) where T : class
+{
+    if (ParseOptions(parse, usage) is not { } options) return 2;
+    try
+    {
+        return await run(options);
+    }
+    catch (Exception e) when (expected(e))
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 3;
+    }
 }
 
 // A command's options, or null after printing the problem and the usage (the caller exits with 2).

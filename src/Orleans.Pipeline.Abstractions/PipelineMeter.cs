@@ -16,7 +16,6 @@ public static class PipelineMeter
 
     private static readonly Meter Meter = new(Name, "1.0");
     private static readonly ConcurrentDictionary<string, WatermarkCell> Watermarks = new(StringComparer.Ordinal);
-    private static TimeProvider _clock = TimeProvider.System;
 
     /// <summary>Events applied to windows by key grains (not late, not refused).</summary>
     public static readonly Counter<long> EventsApplied = Meter.CreateCounter<long>("pipeline.events.applied", "{event}", "Events applied to windows");
@@ -72,13 +71,6 @@ public static class PipelineMeter
             "Processing time minus the highest watermark of the pipeline's keys on this process");
     }
 
-    /// <summary>The clock the watermark lag is measured with (tests).</summary>
-    public static TimeProvider Clock
-    {
-        get => _clock;
-        set => _clock = value ?? TimeProvider.System;
-    }
-
     /// <summary>Tags for a pipeline.</summary>
     public static KeyValuePair<string, object?> Pipeline(string pipeline) => new("pipeline", pipeline);
 
@@ -98,7 +90,7 @@ public static class PipelineMeter
 
     private static IEnumerable<Measurement<double>> ObserveLag()
     {
-        var now = Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         foreach (var (pipeline, cell) in Watermarks)
         {
             var watermark = Interlocked.Read(ref cell.Value);

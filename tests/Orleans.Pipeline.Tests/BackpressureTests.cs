@@ -1,7 +1,6 @@
 using Orleans.Configuration;
 using Orleans.Pipeline.Client;
-using Orleans.Pipeline.Windowing;
-using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Tests.Scenarios;
 using Orleans.Streams;
 
 namespace Orleans.Pipeline.Tests;
@@ -16,11 +15,7 @@ public sealed class BackpressureTests
     private const int Keys = 4_000;
     private const int Events = 240_000;
 
-    /// <summary>One window per key for the whole test (an hour), so every applied event is in a window that stays queryable.</summary>
-    private static readonly PipelineDefinition Flood = new(
-        "flood",
-        new WindowingDefinition(WindowSpec.Tumbling(3_600_000), [AggregationSpec.Count(), AggregationSpec.Sum("amount")]),
-        Partitions: 8);
+    private static readonly PipelineDefinition Flood = ScenarioPipelines.Flood;
 
     /// <remarks>
     /// The client lets items run ahead, so the embedded queues' bound must push back. (The client's own bound pushing
@@ -39,16 +34,7 @@ public sealed class BackpressureTests
         // queue) is far more than the cache and a queue (1,000) can take at once.
         await using var client = cluster.NewClient(new PipelineClientOptions { MaxBatchSize = 100, MaxUnappliedBatches = unapplied, Linger = TimeSpan.FromMilliseconds(5) });
 
-        var random = new Random(17);
-        var perKey = new long[Keys];
-        var start = DateTimeOffset.Parse("2026-01-01T00:00:00Z").ToUnixTimeMilliseconds();
-        for (var i = 0; i < Events; i++)
-        {
-            var key = random.Next(Keys);
-            perKey[key]++;
-            // No exception may reach the publisher, however far behind the grains are.
-            await client.PublishAsync(Flood.Name, new PipelineEvent($"k{key}", start + random.Next(3_000_000), new Dictionary<string, double> { ["amount"] = 1 }));
-        }
+        var perKey = await ScenarioPipelines.PublishFloodAsync(client, Keys, Events, seed: 17);
 
         await client.FlushAsync();
         Assert.Equal(Events, client.PublishedEvents);

@@ -63,6 +63,12 @@ public sealed class MetricsTests
         Assert.Equal(traces.Count + 1, recorder.Sum("pipeline.keys.active"));
         Assert.True(recorder.Count("pipeline.apply.latency") > 0, "no apply latency recorded");
         Assert.True(late > 0, "the workload has late events");
+
+        // The watermark lag: processing time minus the highest watermark of the pipeline's keys.
+        var watermark = (await Task.WhenAll(traces.Select(t => client.QueryAsync(Metered.Name, t.Key)).Append(client.QueryAsync(Metered.Name, "raw")))).Max(w => w.Watermark);
+        var lag = recorder.Observe("pipeline.watermark.lag");
+        var expectedLag = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - watermark;
+        Assert.InRange(lag, expectedLag - 60_000, expectedLag);
     }
 
     /// <summary>Sums the meter's measurements of one pipeline, per instrument and tag.</summary>
@@ -94,6 +100,13 @@ public sealed class MetricsTests
             (long)_measurements.Where(m => m.Instrument == instrument && tags.All(t => m.Tags.Any(x => x.Key == t.Key && Equals(x.Value, t.Value)))).Sum(m => m.Value);
 
         public int Count(string instrument) => _measurements.Count(m => m.Instrument == instrument);
+
+        /// <summary>Reads the observable instruments now; the latest value of <paramref name="instrument"/> for the pipeline.</summary>
+        public double Observe(string instrument)
+        {
+            _listener.RecordObservableInstruments();
+            return _measurements.Last(m => m.Instrument == instrument).Value;
+        }
 
         public void Dispose() => _listener.Dispose();
     }

@@ -37,4 +37,24 @@ public static class ScenarioPipelines
         "flood",
         new WindowingDefinition(WindowSpec.Tumbling(3_600_000), [Windowing.Aggregation.AggregationSpec.Count(), Windowing.Aggregation.AggregationSpec.Sum("amount")]),
         Partitions: 8);
+
+    /// <summary>
+    /// Publishes <paramref name="events"/> events of the <see cref="Flood"/> pipeline over <paramref name="keys"/> random
+    /// keys (seeded), each with amount 1, as fast as the client takes them; returns how many each key got.
+    /// </summary>
+    public static async Task<long[]> PublishFloodAsync(Client.PipelineClient client, int keys, int events, int seed)
+    {
+        var random = new Random(seed);
+        var perKey = new long[keys];
+        var start = DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
+        for (var i = 0; i < events; i++)
+        {
+            var key = random.Next(keys);
+            perKey[key]++;
+            // No exception may reach the publisher, however far behind the grains are.
+            await client.PublishAsync(Flood.Name, new PipelineEvent($"k{key}", start + random.Next(3_000_000), new Dictionary<string, double> { ["amount"] = 1 }));
+        }
+
+        return perKey;
+    }
 }

@@ -163,16 +163,7 @@ public abstract class PipelineScenarios
         await using var cluster = await StartAsync();
         await using var client = cluster.NewClient(new PipelineClientOptions { MaxBatchSize = batch, MaxUnappliedBatches = 2, Linger = TimeSpan.FromMilliseconds(5) });
         var flood = ScenarioPipelines.Flood;
-        var random = new Random(5);
-        var perKey = new long[keys];
-        var start = DateTimeOffset.Parse("2026-01-01T00:00:00Z").ToUnixTimeMilliseconds();
-        for (var i = 0; i < events; i++)
-        {
-            var key = random.Next(keys);
-            perKey[key]++;
-            // No exception may reach the publisher, however far behind the grains are.
-            await client.PublishAsync(flood.Name, new PipelineEvent($"k{key}", start + random.Next(3_000_000), new Dictionary<string, double> { ["amount"] = 1 }));
-        }
+        var perKey = await ScenarioPipelines.PublishFloodAsync(client, keys, events, seed: 5);
 
         await client.FlushAsync();
         Assert.Equal(events, client.PublishedEvents);
