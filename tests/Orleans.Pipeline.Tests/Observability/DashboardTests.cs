@@ -31,12 +31,19 @@ public sealed class DashboardTests(ITestOutputHelper output)
 
         using var channel = GrpcChannel.ForAddress(gatewayUrl);
         var gateway = new PipelineGatewayClient(channel);
-        var now = DateTimeOffset.UtcNow;
-        for (var round = 0; round < 5; round++)
+        // Traffic for as long as the test looks: the dashboard's call statistics are of the last seconds.
+        using var stopTraffic = new CancellationTokenSource();
+        var traffic = Task.Run(async () =>
         {
-            await gateway.PublishAsync("demo", Enumerable.Range(0, 200).Select(i =>
-                GatewayEvent.Create($"account-{i % 50}", now.AddMilliseconds(round * 200 + i), ("amount", i), ("user", i % 7), ("latency", 12))));
-        }
+            for (var round = 0; !stopTraffic.IsCancellationRequested; round++)
+            {
+                var now = DateTimeOffset.UtcNow;
+                await gateway.PublishAsync("demo", Enumerable.Range(0, 200).Select(i =>
+                    GatewayEvent.Create($"account-{i % 50}", now.AddMilliseconds(i), ("amount", i), ("user", i % 7), ("latency", 12))));
+                await Task.Delay(250, CancellationToken.None);
+            }
+        });
+        await gateway.PublishAsync("demo", [GatewayEvent.Create("account-0", DateTimeOffset.UtcNow, ("amount", 1), ("user", 1), ("latency", 12))]);
 
         var url = $"http://127.0.0.1:{dashboardPort}/dashboard/";
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
@@ -59,6 +66,8 @@ public sealed class DashboardTests(ITestOutputHelper output)
         }, "the dashboard rendering the key grains' statistics");
         Assert.Contains("Methods with Most Calls", dom, StringComparison.Ordinal);
         await RunAsync(chromium, $"--screenshot={screenshot}", "--window-size=1400,1000", "--virtual-time-budget=8000", authenticated);
+        await stopTraffic.CancelAsync();
+        await traffic;
         Assert.True(new FileInfo(screenshot).Length > 10_000, "the screenshot is empty");
         output.WriteLine($"screenshot: {screenshot}");
     }
