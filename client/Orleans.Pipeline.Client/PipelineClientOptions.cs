@@ -3,8 +3,12 @@ namespace Orleans.Pipeline.Client;
 /// <summary>Tuning of a <see cref="PipelineClient"/>.</summary>
 public sealed class PipelineClientOptions
 {
-    /// <summary>Events per partition item at most (one stream item, however many keys it holds).</summary>
-    public int MaxBatchSize { get; set; } = 8_192;
+    /// <summary>
+    /// Events per partition item at most (one stream item, however many keys it holds). Items are cut when full or
+    /// after <see cref="Linger"/>, so they stay small while the cluster keeps up and grow toward this size while it
+    /// is behind: with many keys per partition, a larger item gives each key more events per call.
+    /// </summary>
+    public int MaxBatchSize { get; set; } = 32_768;
 
     /// <summary>
     /// Items per partition sent but not yet applied by every key they hold; beyond it, sending waits until the

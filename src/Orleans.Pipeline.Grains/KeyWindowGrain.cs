@@ -85,6 +85,10 @@ internal sealed partial class KeyWindowGrain(
         // make the idle timeout close windows at once, and events then late.
         _engine.RestartClock(time.GetUtcNow().ToUnixTimeMilliseconds());
         _row = new double[_engine.Fields.Count];
+        // Write-behind counts from activation: a key's first step does not store a state the store already has (or,
+        // for a new key, one event's worth). The first handover comes within an interval, at a random point of it, so
+        // keys activated together (a burst of new keys) do not all hand their state over in the same moment ever after.
+        _lastWriteTimestamp = time.GetTimestamp() - (long)(Random.Shared.NextDouble() * options.StateWriteInterval.TotalSeconds * time.TimestampFrequency);
         PipelineMeter.ActiveKeys.Add(1, PipelineMeter.Pipeline(_pipeline));
         _counted = true;
         await UpdateTimersAsync();

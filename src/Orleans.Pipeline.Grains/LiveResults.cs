@@ -9,7 +9,7 @@ namespace Orleans.Pipeline.Grains;
 public sealed class LiveResultsOptions
 {
     /// <summary>Key result batches each pipeline's recent-results log holds (the latest ones).</summary>
-    public int RecentResults { get; set; } = 131_072;
+    public int RecentResults { get; set; } = 262_144;
 }
 
 /// <summary>

@@ -23,6 +23,7 @@ namespace Orleans.Pipeline.Windowing;
 /// </remarks>
 public sealed class WindowEngine
 {
+    private readonly WindowPlan _plan;
     private readonly WindowingDefinition _definition;
     private readonly CompiledAggregator[] _aggregators;
     private readonly int _slotCount;
@@ -48,36 +49,23 @@ public sealed class WindowEngine
     /// <summary>Creates an engine for <paramref name="definition"/>, continuing from <paramref name="state"/> when given.</summary>
     /// <exception cref="ArgumentException">The definition is invalid, or the state was written under another layout.</exception>
     public WindowEngine(WindowingDefinition definition, WindowState? state = null, AggregatorRegistry? registry = null)
+        : this(WindowPlan.For(definition, registry), state)
     {
-        ArgumentNullException.ThrowIfNull(definition);
-        registry ??= AggregatorRegistry.Default;
-        var problems = definition.Validate(registry).ToList();
-        if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems), nameof(definition));
+    }
 
+    /// <summary>Creates an engine that runs a compiled <paramref name="plan"/>, continuing from <paramref name="state"/> when given.</summary>
+    /// <exception cref="ArgumentException">The state was written under another layout.</exception>
+    public WindowEngine(WindowPlan plan, WindowState? state = null)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var definition = plan.Definition;
+        _plan = plan;
         _definition = definition;
-        var fields = definition.Fields;
-        _fieldCount = fields.Count;
-        _aggregators = new CompiledAggregator[definition.Aggregations.Length];
-        var names = new List<string>();
-        for (var i = 0; i < _aggregators.Length; i++)
-        {
-            var spec = definition.Aggregations[i];
-            var aggregator = registry.Create(spec);
-            _aggregators[i] = new CompiledAggregator(
-                aggregator,
-                spec.Field is null ? -1 : IndexOf(fields, spec.Field),
-                _slotCount,
-                aggregator.ScalarSlots,
-                aggregator.UsesObjectState ? _objectCount : -1,
-                _outputCount,
-                aggregator.OutputCount);
-            _slotCount += aggregator.ScalarSlots;
-            if (aggregator.UsesObjectState) _objectCount++;
-            _outputCount += aggregator.OutputCount;
-            names.AddRange(aggregator.OutputNames(spec));
-        }
-
-        OutputNames = names;
+        _aggregators = plan.Aggregators;
+        _slotCount = plan.SlotCount;
+        _objectCount = plan.ObjectCount;
+        _outputCount = plan.OutputCount;
+        _fieldCount = plan.Fields.Count;
         var window = definition.Window;
         _kind = window.Kind;
         _size = window.SizeMs;
@@ -92,14 +80,14 @@ public sealed class WindowEngine
 
         if (state is null)
         {
-            _state = new WindowState { Layout = definition.Layout };
+            _state = new WindowState { Layout = plan.Layout };
         }
         else
         {
-            if (state.Layout != definition.Layout)
+            if (state.Layout != plan.Layout)
             {
                 throw new ArgumentException(
-                    $"window state was written for layout '{state.Layout}' but the pipeline now has '{definition.Layout}'; " +
+                    $"window state was written for layout '{state.Layout}' but the pipeline now has '{plan.Layout}'; " +
                     "a pipeline's window shape and aggregations cannot change under existing state", nameof(state));
             }
 
@@ -112,10 +100,10 @@ public sealed class WindowEngine
     public WindowingDefinition Definition => _definition;
 
     /// <summary>The names of the values in every <see cref="WindowResult.Values"/>, in order.</summary>
-    public IReadOnlyList<string> OutputNames { get; }
+    public IReadOnlyList<string> OutputNames => _plan.OutputNames;
 
     /// <summary>The fields whose values <see cref="Process"/> expects, in order.</summary>
-    public IReadOnlyList<string> Fields => _definition.Fields;
+    public IReadOnlyList<string> Fields => _plan.Fields;
 
     /// <summary>The live state; persist it to continue later. Mutated by every call.</summary>
     public WindowState State => _state;
@@ -486,20 +474,4 @@ public sealed class WindowEngine
         if (remainder < 0) remainder += _step;
         return time - remainder;
     }
-
-    private static int IndexOf(IReadOnlyList<string> fields, string field)
-    {
-        for (var i = 0; i < fields.Count; i++)
-            if (string.Equals(fields[i], field, StringComparison.Ordinal)) return i;
-        return -1;
-    }
-
-    private readonly record struct CompiledAggregator(
-        Aggregator Aggregator,
-        int Field,
-        int SlotOffset,
-        int SlotCount,
-        int ObjectIndex,
-        int OutputOffset,
-        int OutputCount);
 }
