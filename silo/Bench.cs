@@ -252,7 +252,7 @@ internal static class Bench
             var clusterClient = host.Services.GetRequiredService<IClusterClient>();
             await using var client = new PipelineClient(clusterClient, system == "naive"
                 ? new PipelineClientOptions { MaxBatchSize = 1, MaxUnappliedBatches = 64, Linger = TimeSpan.Zero }
-                : new PipelineClientOptions { MaxBatchSize = int.TryParse(Environment.GetEnvironmentVariable("BENCH_BATCH"), out var bb) ? bb : 32_768 });
+                : new PipelineClientOptions());
             var load = Workload(keys, events);
             // A subscriber to every result on the same machine: in process through the SDK, or over gRPC through the gateway.
             await using var subscriber = system == "naive" ? null : await SubscriberProbe.StartAsync(client, system == "gateway" ? gateway.Url : null);

@@ -43,16 +43,25 @@ public sealed class PipelineGatewayClient(GrpcChannel channel, PipelineGatewayCl
 
     /// <summary>
     /// Publishes events to one pipeline (all or nothing: an invalid event fails the call with INVALID_ARGUMENT naming
-    /// it); returns once the gateway has stored them all.
+    /// it); returns once the gateway has stored them all. Events that all carry the same fields travel in columns
+    /// (<c>EventColumns</c>: no message or map per event), others one message each.
     /// </summary>
     public async Task<V1.PublishResponse> PublishAsync(string pipeline, IEnumerable<GatewayEvent> events, CancellationToken cancellationToken = default)
     {
+        var list = events as IReadOnlyList<GatewayEvent> ?? events.ToList();
         var request = new V1.PublishRequest { Pipeline = pipeline, RequestId = Guid.NewGuid().ToString("N") };
-        foreach (var e in events)
+        if (Columns(list) is { } columns)
         {
-            var wire = new V1.Event { Key = e.Key ?? "", TimeMs = e.TimeMs };
-            if (e.Fields is not null) foreach (var (name, value) in e.Fields) wire.Fields[name] = value;
-            request.Events.Add(wire);
+            request.Columns = columns;
+        }
+        else
+        {
+            foreach (var e in list)
+            {
+                var wire = new V1.Event { Key = e.Key ?? "", TimeMs = e.TimeMs };
+                if (e.Fields is not null) foreach (var (name, value) in e.Fields) wire.Fields[name] = value;
+                request.Events.Add(wire);
+            }
         }
 
         var deadline = DateTime.UtcNow + _options.RetryBudget;
@@ -80,6 +89,29 @@ public sealed class PipelineGatewayClient(GrpcChannel channel, PipelineGatewayCl
                 await Task.Delay(wait + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 20)), cancellationToken);
             }
         }
+    }
+
+    /// <summary>The events in columns, or null when they do not all carry the same field names.</summary>
+    internal static V1.EventColumns? Columns(IReadOnlyList<GatewayEvent> events)
+    {
+        if (events.Count == 0 || events[0].Fields is not { Count: > 0 } first) return null;
+        var columns = new V1.EventColumns();
+        var names = first.Keys.ToArray();
+        var values = new V1.FieldColumn[names.Length];
+        for (var f = 0; f < names.Length; f++) columns.Fields.Add(values[f] = new V1.FieldColumn { Name = names[f] });
+        foreach (var e in events)
+        {
+            if (e.Fields is null || e.Fields.Count != names.Length) return null;
+            columns.Keys.Add(e.Key ?? "");
+            columns.TimeMs.Add(e.TimeMs);
+            for (var f = 0; f < names.Length; f++)
+            {
+                if (!e.Fields.TryGetValue(names[f], out var value)) return null;
+                values[f].Values.Add(value);
+            }
+        }
+
+        return columns;
     }
 
     /// <summary>A key's open and recent closed windows.</summary>

@@ -130,49 +130,30 @@ public sealed partial class PipelineClient
     public Task PublishAndWaitAsync(ValidatedEvents validated, RequestTag? request = null)
     {
         var definition = _pipelines![validated.Pipeline];
-        var stored = new HashSet<Task>();
         var now = _time.GetTimestamp();
-        if (request is { } tag)
+        // Each partition's share goes into its buffer under one lock, so it travels in one item (a tagged request's
+        // share is then applied there in full, or not at all) and the lock is taken once per partition, not per event.
+        var byPartition = new List<int>?[definition.Partitions];
+        var keys = validated.Keys;
+        for (var i = 0; i < keys.Length; i++)
+            (byPartition[PipelineNames.PartitionOf(keys[i], definition.Partitions)] ??= []).Add(i);
+        var stored = new List<Task>();
+        for (var partition = 0; partition < byPartition.Length; partition++)
         {
-            // A partition's share of the request goes into its buffer at once, so it travels in one item: applied
-            // there in full, or not at all.
-            var byPartition = new List<int>[definition.Partitions];
-            for (var i = 0; i < validated.Events.Count; i++)
-                (byPartition[PipelineNames.PartitionOf(validated.Events[i].Key, definition.Partitions)] ??= []).Add(i);
-            foreach (var indices in byPartition)
-            {
-                if (indices is null) continue;
-                var sender = SenderFor(definition, validated.Events[indices[0]].Key);
-                var buffer = sender.Buffer;
-                lock (buffer)
-                {
-                    var index = buffer.AddRequest(tag);
-                    foreach (var i in indices) buffer.Add(validated.Events[i].Key, validated.Events[i].TimeMs, validated.Rows[i], now, index);
-                    stored.Add(buffer.CurrentBatchStored());
-                    sender.EnsureRunning();
-                }
-            }
-
-            Interlocked.Add(ref _published, validated.Events.Count);
-            PipelineMeter.EventsPublished.Add(validated.Events.Count, PipelineMeter.Pipeline(definition.Name));
-            return Task.WhenAll(stored);
-        }
-
-        for (var i = 0; i < validated.Events.Count; i++)
-        {
-            var item = validated.Events[i];
-            var sender = SenderFor(definition, item.Key);
+            if (byPartition[partition] is not { } indices) continue;
+            var sender = SenderFor(definition, partition);
             var buffer = sender.Buffer;
             lock (buffer)
             {
-                buffer.Add(item.Key, item.TimeMs, validated.Rows[i], now);
+                var index = request is { } tag ? buffer.AddRequest(tag) : -1;
+                foreach (var i in indices) buffer.Add(keys[i], validated.Times[i], validated.Rows[i], now, index);
                 stored.Add(buffer.CurrentBatchStored());
                 sender.EnsureRunning();
             }
         }
 
-        Interlocked.Add(ref _published, validated.Events.Count);
-        PipelineMeter.EventsPublished.Add(validated.Events.Count, PipelineMeter.Pipeline(definition.Name));
+        Interlocked.Add(ref _published, keys.Length);
+        PipelineMeter.EventsPublished.Add(keys.Length, PipelineMeter.Pipeline(definition.Name));
         return Task.WhenAll(stored);
     }
 }

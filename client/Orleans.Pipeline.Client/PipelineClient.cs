@@ -67,9 +67,11 @@ public sealed partial class PipelineClient : IAsyncDisposable
     }
 
     /// <summary>The sender (and buffer) of the key's partition, created on first use.</summary>
-    private PartitionSender SenderFor(PipelineDefinition definition, string key)
+    private PartitionSender SenderFor(PipelineDefinition definition, string key) =>
+        SenderFor(definition, PipelineNames.PartitionOf(key, definition.Partitions));
+
+    private PartitionSender SenderFor(PipelineDefinition definition, int partition)
     {
-        var partition = PipelineNames.PartitionOf(key, definition.Partitions);
         lock (_gate)
         {
             if (!_senders.TryGetValue(definition.Name, out var senders)) _senders[definition.Name] = senders = new PartitionSender[definition.Partitions];

@@ -248,9 +248,12 @@ internal sealed partial class GatewayService(
     private async Task<V1.PublishResponse> PublishOneAsync(Caller caller, V1.PublishRequest request, ServerCallContext context)
     {
         if (request.RequestId.Length > 128) throw Invalid("request_id is longer than 128 characters");
-        if (request.Events.Count == 0) throw Invalid("the request has no events");
-        if (request.Events.Count > options.MaxEventsPerRequest)
-            throw Invalid($"the request has {request.Events.Count} events; at most {options.MaxEventsPerRequest} are accepted per request");
+        if (request.Events.Count > 0 && request.Columns is not null)
+            throw Invalid("the request has both events and columns; send the events one way or the other");
+        var count = request.Columns?.Keys.Count ?? request.Events.Count;
+        if (count == 0) throw Invalid("the request has no events");
+        if (count > options.MaxEventsPerRequest)
+            throw Invalid($"the request has {count} events; at most {options.MaxEventsPerRequest} are accepted per request");
         var size = request.CalculateSize();
         if (size > options.MaxRequestBytes) throw Invalid($"the request is {size} bytes; at most {options.MaxRequestBytes} are accepted");
         var pipeline = await KnownPipelineAsync(caller, Access.Publish, request.Pipeline);
@@ -291,7 +294,9 @@ internal sealed partial class GatewayService(
                 ValidatedEvents validated;
                 try
                 {
-                    validated = await client.ValidateAsync(pipeline.Name, request.Events.Select(GatewayMapping.FromWire).ToList());
+                    validated = request.Columns is { } columns
+                        ? await client.ValidateColumnsAsync(pipeline.Name, columns.Keys, columns.TimeMs, columns.Fields.Select(c => (c.Name, (IReadOnlyList<double>)c.Values)).ToList())
+                        : await client.ValidateAsync(pipeline.Name, request.Events.Select(GatewayMapping.FromWire).ToList());
                 }
                 catch (InvalidEventException e)
                 {
@@ -304,14 +309,14 @@ internal sealed partial class GatewayService(
                     // Tagged, so that a gateway taking the request over if this one dies part way publishes it again
                     // under the same tag and the partitions that stored this one's share drop it.
                     ownTag = client.OpenRequest();
-                    var (outcome, tag) = await ClaimSharedAsync(caller.Name, request.RequestId, hash!, request.Events.Count, ownTag.Value, context.CancellationToken);
+                    var (outcome, tag) = await ClaimSharedAsync(caller.Name, request.RequestId, hash!, count, ownTag.Value, context.CancellationToken);
                     if (outcome == ClaimOutcome.Conflict) throw AlreadyUsed(request.RequestId);
                     if (outcome == ClaimOutcome.Done)
                     {
                         client.CloseRequest(ownTag.Value);
                         ownTag = null;
                         claim!.TrySetResult();
-                        return new V1.PublishResponse { RequestId = request.RequestId, Accepted = request.Events.Count };
+                        return new V1.PublishResponse { RequestId = request.RequestId, Accepted = count };
                     }
 
                     sharedClaim = true;
@@ -325,7 +330,7 @@ internal sealed partial class GatewayService(
                 }
 
                 // Admitted events count against the limits until they are stored, however long that takes.
-                var lease = limits.Admit(caller.Name, request.Events.Count, context);
+                var lease = limits.Admit(caller.Name, count, context);
                 var stored = client.PublishAndWaitAsync(validated, publishAs);
                 _ = stored.ContinueWith(_ => lease.Dispose(), TaskScheduler.Default);
                 if (claim is not null)
@@ -383,7 +388,7 @@ internal sealed partial class GatewayService(
                 (id is null ? "Retrying without a request_id may publish them twice." : "Retry with the same request_id to wait for them: nothing is published twice.")));
         }
 
-        return new V1.PublishResponse { RequestId = request.RequestId, Accepted = request.Events.Count };
+        return new V1.PublishResponse { RequestId = request.RequestId, Accepted = count };
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
@@ -6,41 +7,76 @@ using V1 = Orleans.Pipeline.Gateway.V1;
 
 namespace Orleans.Pipeline.Gateway;
 
-/// <summary>The content hash a request id is bound to: pipeline and every event (key, time, fields sorted by name).</summary>
+/// <summary>
+/// The content hash a request id is bound to: pipeline and every event (key, time, fields sorted by name), the same
+/// whether the events came one message each or in columns.
+/// </summary>
 internal static class RequestContent
 {
     public static byte[] Hash(V1.PublishRequest request)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var number = new byte[8];
-        void Text(string s)
+        var content = new Content();
+        content.Text(request.Pipeline);
+        if (request.Columns is { } columns)
         {
-            BinaryPrimitives.WriteInt32LittleEndian(number, s.Length);
-            hash.AppendData(number, 0, 4);
-            hash.AppendData(Encoding.UTF8.GetBytes(s));
-        }
-
-        void Long(long value)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(number, value);
-            hash.AppendData(number);
-        }
-
-        Text(request.Pipeline);
-        Long(request.Events.Count);
-        foreach (var e in request.Events)
-        {
-            Text(e.Key);
-            Long(e.TimeMs);
-            Long(e.Fields.Count);
-            foreach (var (name, value) in e.Fields.OrderBy(f => f.Key, StringComparer.Ordinal))
+            var fields = columns.Fields.OrderBy(f => f.Name, StringComparer.Ordinal).ToArray();
+            content.Long(columns.Keys.Count);
+            for (var i = 0; i < columns.Keys.Count; i++)
             {
-                Text(name);
-                Long(BitConverter.DoubleToInt64Bits(value));
+                content.Text(columns.Keys[i]);
+                content.Long(i < columns.TimeMs.Count ? columns.TimeMs[i] : 0);
+                content.Long(fields.Length);
+                foreach (var field in fields)
+                {
+                    content.Text(field.Name);
+                    content.Long(BitConverter.DoubleToInt64Bits(i < field.Values.Count ? field.Values[i] : double.NaN));
+                }
+            }
+        }
+        else
+        {
+            content.Long(request.Events.Count);
+            foreach (var e in request.Events)
+            {
+                content.Text(e.Key);
+                content.Long(e.TimeMs);
+                content.Long(e.Fields.Count);
+                foreach (var (name, value) in e.Fields.OrderBy(f => f.Key, StringComparer.Ordinal))
+                {
+                    content.Text(name);
+                    content.Long(BitConverter.DoubleToInt64Bits(value));
+                }
             }
         }
 
-        return hash.GetHashAndReset();
+        return content.Hash();
+    }
+
+    /// <summary>The canonical bytes, written into one growing buffer and hashed once.</summary>
+    private sealed class Content
+    {
+        private readonly ArrayBufferWriter<byte> _bytes = new(4_096);
+
+        public void Text(string s)
+        {
+            Long32(s.Length);
+            var span = _bytes.GetSpan(Encoding.UTF8.GetMaxByteCount(s.Length));
+            _bytes.Advance(Encoding.UTF8.GetBytes(s, span));
+        }
+
+        public void Long(long value)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(_bytes.GetSpan(8), value);
+            _bytes.Advance(8);
+        }
+
+        private void Long32(int value)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(_bytes.GetSpan(4), value);
+            _bytes.Advance(4);
+        }
+
+        public byte[] Hash() => SHA256.HashData(_bytes.WrittenSpan);
     }
 }
 
