@@ -119,15 +119,22 @@ public sealed class GatewayTests
         });
         Assert.Equal(System.Net.HttpStatusCode.OK, published.StatusCode);
         Assert.Equal(2, (await published.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accepted").GetInt32());
+        // The same in columns: two more events of the key.
+        var columns = await http.PostAsJsonAsync("/v1/pipelines/tumbling/events", new
+        {
+            columns = new { keys = new[] { "json", "json" }, timeMs = new[] { 5, 6 }, fields = new[] { new { name = "a", values = new[] { 3.0, 4.0 } }, new { name = "b", values = new[] { 1.0, 1.0 } } } },
+        });
+        Assert.Equal(System.Net.HttpStatusCode.OK, columns.StatusCode);
+        Assert.Equal(2, (await columns.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accepted").GetInt32());
 
         JsonElement windows = default;
         await WaitUntilAsync(async () =>
         {
             windows = await http.GetFromJsonAsync<JsonElement>("/v1/pipelines/tumbling/keys/json");
-            return windows.TryGetProperty("appliedEvents", out var applied) && applied.GetRawText().Trim('"') == "2";
-        }, "two events applied");
+            return windows.TryGetProperty("appliedEvents", out var applied) && applied.GetRawText().Trim('"') == "4";
+        }, "four events applied");
         var open = Assert.Single(windows.GetProperty("open").EnumerateArray());
-        Assert.Equal(4.0, open.GetProperty("values").GetProperty("sum_a").GetDouble());
+        Assert.Equal(11.0, open.GetProperty("values").GetProperty("sum_a").GetDouble());
 
         var missing = await http.GetAsync("/v1/pipelines/nope/keys/json");
         Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
