@@ -104,9 +104,10 @@ try
 {
     cluster = PipelineClientConnection.ReadClusterOptions(configuration);
     gateway = GatewayHostingExtensions.ReadGatewayOptions(configuration);
+    // The demo can show the dashboard too (Pipeline__Dashboard__Enabled=true …): a picture of a pipeline at work.
+    if (command is "run" or "demo") dashboard = DashboardSettings.Read(configuration);
     if (command == "run")
     {
-        dashboard = DashboardSettings.Read(configuration);
         health = HealthOptions.Read(configuration);
         if (health is not null && gateway.Enabled && (new Uri(gateway.Url).Port == health.Port || gateway.Http1Url is { } http1 && new Uri(http1).Port == health.Port))
             throw new ArgumentException($"{HealthOptions.Section}:Url '{health.Url}' uses a port of the gateway ({GatewayOptions.Section}:Url '{gateway.Url}'); give health its own port");
@@ -233,6 +234,7 @@ try
     }
 
     if (withGateway) Console.WriteLine($"gateway listening on {gateway.Url} (gRPC and JSON; {(gateway.ApiKeys.Count == 0 ? "no API keys: open to every caller" : $"{gateway.ApiKeys.Count} API key(s)")})");
+    if (dashboard is not null) Console.WriteLine($"dashboard on {dashboard.Url.TrimEnd('/')}{DashboardSettings.Path}/ (user '{dashboard.Username}')");
     if (command == "gateway")
     {
         Console.WriteLine($"gateway connected to the cluster ({cluster.Mode} mode, cluster '{cluster.ClusterId}')");

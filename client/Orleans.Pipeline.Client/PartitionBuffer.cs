@@ -22,6 +22,12 @@ internal sealed class PartitionBuffer(string pipeline, int partition, string[] f
     public string Pipeline { get; } = pipeline;
     public int Partition { get; } = partition;
     public int Count => _times.Count;
+
+    /// <summary>
+    /// Events at which the buffer is full: an item is cut and publishers wait for room. Set by the partition's sender
+    /// between a floor and <see cref="PipelineClientOptions.MaxBatchSize"/>, from how long its items take to apply.
+    /// </summary>
+    public int Limit { get; set; } = int.MaxValue;
     public long FirstAddedAt { get; private set; }
     public bool FlushRequested { get; private set; }
 

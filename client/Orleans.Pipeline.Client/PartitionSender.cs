@@ -17,10 +17,41 @@ namespace Orleans.Pipeline.Client;
 /// its waiters fail with the error, <see cref="PipelineClient.FlushAsync"/> reports it, and the partition is told the
 /// sequence was given up. Nothing on that path throws, so the loop goes on with the next item.
 /// </remarks>
-internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget target, Producer producer, PipelineClientOptions options, TimeProvider time)
+internal sealed class PartitionSender
 {
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan AppliedPoll = TimeSpan.FromSeconds(5);
+
+    /// <summary>Items start at this size at most, and grow from it toward <see cref="PipelineClientOptions.MaxBatchSize"/>.</summary>
+    internal const int InitialItemSize = 8_192;
+
+    /// <summary>Items never shrink below this size (or <see cref="PipelineClientOptions.MaxBatchSize"/>, if smaller).</summary>
+    internal const int MinItemSize = 1_024;
+
+    /// <summary>An item that took longer than this from its send to applied halves the item size.</summary>
+    internal static readonly TimeSpan SlowItem = TimeSpan.FromSeconds(8);
+
+    /// <summary>An item applied within this after its send doubles the item size (up to the maximum).</summary>
+    internal static readonly TimeSpan FastItem = TimeSpan.FromSeconds(2);
+
+    private readonly PartitionBuffer buffer;
+    private readonly IPartitionTarget target;
+    private readonly Producer producer;
+    private readonly PipelineClientOptions options;
+    private readonly TimeProvider time;
+
+    /// <summary>Items sent and not yet seen applied: their sequence and when they were sent (for the item size).</summary>
+    private readonly Queue<(long Sequence, long SentAt)> _sent = new();
+
+    public PartitionSender(PartitionBuffer buffer, IPartitionTarget target, Producer producer, PipelineClientOptions options, TimeProvider time)
+    {
+        this.buffer = buffer;
+        this.target = target;
+        this.producer = producer;
+        this.options = options;
+        this.time = time;
+        lock (buffer) buffer.Limit = Math.Min(options.MaxBatchSize, InitialItemSize);
+    }
 
     /// <summary>Attempts at the item being sent (the loop sends one item at a time).</summary>
     private int _attempts;
@@ -46,6 +77,7 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
             {
                 buffer.Applied = Math.Max(buffer.Applied, await target.WaitForAppliedAsync(producer.Id, sequence, AppliedPoll));
                 delay = options.RetryDelay;
+                Adapt();
             }
             catch (Exception e) when (e is not ArgumentException)
             {
@@ -93,7 +125,7 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
                     return;
                 }
 
-                wait = buffer.Count >= options.MaxBatchSize || buffer.FlushRequested ? TimeSpan.Zero : options.Linger - time.GetElapsedTime(buffer.FirstAddedAt);
+                wait = buffer.Count >= buffer.Limit || buffer.FlushRequested ? TimeSpan.Zero : options.Linger - time.GetElapsedTime(buffer.FirstAddedAt);
                 // The sequence is assigned by the cut, under the buffer's lock.
                 if (wait <= TimeSpan.Zero)
                 {
@@ -137,7 +169,15 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
             await WaitForAppliedAsync(batch.Sequence - options.MaxUnappliedBatches);
             // Someone waits for exactly this item (a flush, a request): keep trying whatever the error, short of an
             // ArgumentException, which no retry changes.
+            var sentAt = time.GetTimestamp();
             await DeliverAsync(batch, persistent: waiters is not null);
+            lock (_sent)
+            {
+                _sent.Enqueue((batch.Sequence, sentAt));
+                // Only items the sender waited on are measured; the others (the cluster kept up) are forgotten.
+                while (_sent.Count > 16) _sent.Dequeue();
+            }
+
             waiters?.TrySetResult();
             return;
         }
@@ -203,6 +243,35 @@ internal sealed class PartitionSender(PartitionBuffer buffer, IPartitionTarget t
                 await Task.Delay(delay, time);
                 delay = Backoff(delay);
             }
+        }
+    }
+
+    /// <summary>
+    /// The item size follows how long items take from their send to applied: an item's keys are called in parallel
+    /// and the partition applies one item at a time, so with many keys per partition (10^5 and more, each new key an
+    /// activation) a large item can take longer than a grain call may; with fewer, larger items give each key more
+    /// events per call. Halved when an item was slow, doubled when it was quick, between a floor and
+    /// <see cref="PipelineClientOptions.MaxBatchSize"/>.
+    /// </summary>
+    private void Adapt()
+    {
+        TimeSpan? slowest = null;
+        lock (_sent)
+        {
+            while (_sent.TryPeek(out var item) && item.Sequence <= buffer.Applied)
+            {
+                _sent.Dequeue();
+                var took = time.GetElapsedTime(item.SentAt);
+                if (slowest is null || took > slowest) slowest = took;
+            }
+        }
+
+        if (slowest is not { } elapsed) return;
+        lock (buffer)
+        {
+            var floor = Math.Min(options.MaxBatchSize, MinItemSize);
+            if (elapsed > SlowItem) buffer.Limit = Math.Max(floor, buffer.Limit / 2);
+            else if (elapsed < FastItem) buffer.Limit = (int)Math.Min(options.MaxBatchSize, (long)buffer.Limit * 2);
         }
     }
 

@@ -50,7 +50,7 @@ public sealed partial class PipelineClient
         {
             buffer.Add(item.Key, item.TimeMs, row, _time.GetTimestamp());
             if (buffer.Count > Interlocked.Read(ref _peakBuffered)) Interlocked.Exchange(ref _peakBuffered, buffer.Count);
-            room = buffer.Count >= _options.MaxBatchSize ? buffer.RoomAsync() : null;
+            room = buffer.Count >= buffer.Limit ? buffer.RoomAsync() : null;
             sender.EnsureRunning();
         }
 

@@ -81,6 +81,63 @@ public sealed class PartitionSenderTests
         Assert.Equal(new[] { 1L }, partition.Abandoned);
     }
 
+    [Fact]
+    public async Task Items_shrink_while_they_apply_slowly_and_grow_back_to_the_maximum_while_they_apply_quickly()
+    {
+        // The partition takes 10 s per item (a slow fan-out to many new keys), then 0.1 s.
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var slow = true;
+        var partition = new FakePartition
+        {
+            Applied = (_, sequence) =>
+            {
+                clock.Advance(TimeSpan.FromSeconds(slow ? 10 : 0.1));
+                return Task.FromResult(sequence);
+            },
+        };
+        var options = new PipelineClientOptions { MaxBatchSize = 32_768, MaxUnappliedBatches = 1, RetryDelay = TimeSpan.FromMilliseconds(1) };
+        var sender = new PartitionSender(new PartitionBuffer("p", 0, ["v"]), partition, new Producer(Guid.NewGuid()), options, clock);
+        int Limit()
+        {
+            lock (sender.Buffer) return sender.Buffer.Limit;
+        }
+
+        Assert.Equal(PartitionSender.InitialItemSize, Limit());
+        var seen = new List<int>();
+        for (var i = 0; i < 6; i++)
+        {
+            await Publish(sender, events: 1, flush: true).WaitAsync(Patience);
+            seen.Add(Limit());
+        }
+
+        // The first item has nothing before it to wait for; each later one waits for the one before, which took 10 s.
+        Assert.Equal([8_192, 4_096, 2_048, 1_024, 1_024, 1_024], seen);
+
+        slow = false;
+        seen.Clear();
+        for (var i = 0; i < 7; i++)
+        {
+            await Publish(sender, events: 1, flush: true).WaitAsync(Patience);
+            seen.Add(Limit());
+        }
+
+        // Doubled per quick item, never beyond MaxBatchSize.
+        Assert.Equal([2_048, 4_096, 8_192, 16_384, 32_768, 32_768, 32_768], seen);
+    }
+
+    [Fact]
+    public async Task A_full_buffer_at_the_adapted_size_is_cut_at_once_without_lingering()
+    {
+        var partition = new FakePartition();
+        var options = new PipelineClientOptions { MaxBatchSize = 32_768, Linger = TimeSpan.FromHours(1), RetryDelay = TimeSpan.FromMilliseconds(1) };
+        var sender = new PartitionSender(new PartitionBuffer("p", 0, ["v"]), partition, new Producer(Guid.NewGuid()), options, TimeProvider.System);
+        lock (sender.Buffer) sender.Buffer.Limit = 10;
+
+        _ = Publish(sender, events: 10, flush: false);
+        await WaitForSenderAsync(sender);
+        Assert.Equal(10, Assert.Single(partition.Stored).Count);
+    }
+
     private static (PartitionSender Sender, Producer Producer) NewSender(FakePartition partition, PipelineClientOptions? options = null)
     {
         var producer = new Producer(Guid.NewGuid());

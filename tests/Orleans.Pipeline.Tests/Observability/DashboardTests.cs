@@ -79,6 +79,38 @@ public sealed class DashboardTests(ITestOutputHelper output)
         return http.SendAsync(request);
     }
 
+    [Fact]
+    public async Task The_demo_serves_the_dashboard_behind_credentials_while_its_pipeline_works()
+    {
+        var dashboardPort = SiloProcess.FreePort();
+        await using var demo = SiloProcess.Start(new Dictionary<string, string>
+        {
+            ["Pipeline__Dashboard__Enabled"] = "true",
+            ["Pipeline__Dashboard__Url"] = $"http://127.0.0.1:{dashboardPort}",
+            ["Pipeline__Dashboard__PasswordHash"] = ApiKeyHash.Of(Password),
+            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Logging__LogLevel__Default"] = "Error",
+        }, "demo", "--seconds", "60", "--keys", "200", "--rate", "2000");
+        await demo.WaitForOutputAsync($"dashboard on http://127.0.0.1:{dashboardPort}/dashboard/", TimeSpan.FromSeconds(90));
+
+        var url = $"http://127.0.0.1:{dashboardPort}/dashboard/";
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        await Workload.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                return (await Send(http, url, "operator", Password)).StatusCode == HttpStatusCode.OK;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, "the demo's dashboard answering");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync(url)).StatusCode);
+        Assert.Contains("Orleans Dashboard", await (await Send(http, url, "operator", Password)).Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     private static string Chromium() =>
         File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium"
             : throw new InvalidOperationException("Debian's chromium is not installed (apt-get install -y chromium); the dashboard test renders the page in it");
