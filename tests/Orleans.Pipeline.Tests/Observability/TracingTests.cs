@@ -24,7 +24,9 @@ public sealed class TracingTests
         };
         ActivitySource.AddActivityListener(listener);
 
-        await using var cluster = await PipelineCluster.StartAsync();
+        // Write-through, as in cluster mode: every apply stores the key's state (embedded mode's write-behind hands it
+        // over an interval later, outside the apply's span).
+        await using var cluster = await PipelineCluster.StartAsync(configure: o => o.StateWriteInterval = TimeSpan.Zero);
         await using var client = cluster.NewClient();
         ActivityContext published;
         using (var caller = Caller.StartActivity("checkout"))
