@@ -138,12 +138,25 @@ internal static class Chaos
             producer.Start();
 
             var clock = Stopwatch.StartNew();
+            var sdkPublished = 0;
+            var rounds = 0;
+            await using var status = LiveStatus.Start("chaos", () =>
+            [
+                ("SDK producer", $"{Volatile.Read(ref sdkPublished):N0} of {sdkEvents.Count:N0} events"),
+                ("gateway producer", $"{ReadProgress(progress)} requests acknowledged"),
+                ("silos", $"{silos.Count(s => !s.HasExited)} running"),
+                ("faults", $"{Volatile.Read(ref rounds)} ({kills} SIGKILL)"),
+            ]);
             var sdk = Task.Run(async () =>
             {
                 for (var i = 0; i < sdkEvents.Count; i += ChunkSize)
                 {
                     foreach (var e in sdkEvents.Skip(i).Take(ChunkSize))
+                    {
                         await client.PublishAsync(Pipeline.Name, new PipelineEvent(e.Key, e.Time, new Dictionary<string, double> { ["v"] = e.Value }));
+                        Interlocked.Increment(ref sdkPublished);
+                    }
+
                     var due = TimeSpan.FromSeconds((i + ChunkSize) / (double)options.Rate);
                     if (due > clock.Elapsed) await Task.Delay(due - clock.Elapsed);
                 }
@@ -154,11 +167,12 @@ internal static class Chaos
             // The faults, spread over the run, in a seeded order.
             var random = new Random(options.Seed);
             string[] plan = ["kill", "stop", "producer", "kill", "postgres", "add", "kill"];
-            var rounds = Math.Max(plan.Length, (int)(duration.TotalSeconds / 10));
-            var step = duration / (rounds + 1);
+            var planned = Math.Max(plan.Length, (int)(duration.TotalSeconds / 10));
+            var step = duration / (planned + 1);
             // The planned faults always happen; random ones only within the duration (a restart takes a few seconds of its own).
-            for (var round = 0; round < rounds && (round < plan.Length || clock.Elapsed < duration); round++)
+            for (var round = 0; round < planned && (round < plan.Length || clock.Elapsed < duration); round++)
             {
+                Volatile.Write(ref rounds, round + 1);
                 await Task.Delay(step);
                 var action = round < plan.Length ? plan[round] : random.Next(10) switch { < 7 => "kill", < 8 => "stop", _ => "producer" };
                 if (action == "add" && silos.Count >= 8) action = "kill";
@@ -175,7 +189,7 @@ internal static class Chaos
                         var killedAt = await DatabaseNowAsync(direct);
                         kills += action == "kill" ? 1 : 0;
                         log.Add($"{at,6:F1} s  {(action == "kill" ? "SIGKILL" : "SIGTERM")} silo {victim.Name} ({moved.Count} sampled keys on it)");
-                        Console.WriteLine(log[^1]);
+                        status.Log(log[^1]);
                         var recovery = moved.Count > 0 ? RecoveryAsync(direct, moved, killedAt) : null;
                         await Task.Delay(TimeSpan.FromSeconds(2));
                         victim.Start();
@@ -187,7 +201,7 @@ internal static class Chaos
                             log.Add(seconds is null
                                 ? $"{clock.Elapsed.TotalSeconds,6:F1} s  no result of its keys within 30 s (their producers may be done)"
                                 : $"{clock.Elapsed.TotalSeconds,6:F1} s  its keys' first result {seconds:F1} s after the {(action == "kill" ? "kill" : "stop")}");
-                            Console.WriteLine(log[^1]);
+                            status.Log(log[^1]);
                         }
 
                         break;
@@ -196,14 +210,14 @@ internal static class Chaos
                     case "producer":
                         producer.Kill();
                         log.Add($"{at,6:F1} s  SIGKILL the gateway producer (acknowledged: {ReadProgress(progress)} requests); restarted");
-                        Console.WriteLine(log[^1]);
+                        status.Log(log[^1]);
                         producer = Producer();
                         producer.Start();
                         break;
                     case "postgres":
                         await postgres.PauseAsync();
                         log.Add($"{at,6:F1} s  PostgreSQL stopped for 3 s");
-                        Console.WriteLine(log[^1]);
+                        status.Log(log[^1]);
                         await Task.Delay(TimeSpan.FromSeconds(3));
                         await postgres.ResumeAsync();
                         break;
@@ -213,16 +227,17 @@ internal static class Chaos
                         added.Start();
                         await added.WaitForAsync("silo started", TimeSpan.FromSeconds(90));
                         log.Add($"{at,6:F1} s  silo {added.Name} added");
-                        Console.WriteLine(log[^1]);
+                        status.Log(log[^1]);
                         break;
                 }
             }
 
-            Console.WriteLine("faults over; waiting for the producers to finish …");
+            status.Log("faults over; waiting for the producers to finish …");
             await sdk;
             if (!await producer.WaitForExitAsync(TimeSpan.FromMinutes(20)) || producer.ExitCode != 0)
                 throw new InvalidOperationException($"the gateway producer did not finish cleanly (exit {(producer.HasExited ? producer.ExitCode : -1)}):\n{producer.Output}");
             await client.WaitUntilAppliedAsync();
+            await status.DisposeAsync();
 
             // The reference: the windowing engine over each key's events in the order its producer published them.
             var expected = Reference(sdkEvents.Concat(gatewayEvents));

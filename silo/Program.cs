@@ -128,7 +128,7 @@ if (command == "migrate")
 {
     try
     {
-        var report = await PostgresSchema.MigrateAsync(cluster.ConnectionString!);
+        var report = await PostgresSchema.MigrateAsync(cluster.ConnectionString!, progress: line => Console.WriteLine($"migrate: {line}"));
         Console.WriteLine(report.Applied.Count == 0
             ? $"schema already at version {report.ToVersion}; nothing to do"
             : $"schema migrated from version {report.FromVersion} to {report.ToVersion}: {string.Join(", ", report.Applied.Select(m => $"{m.Version} {m.Name}"))}");

@@ -60,7 +60,13 @@ internal static class Rehearse
     public static async Task<int> RunAsync(RehearseOptions options)
     {
         var clock = Stopwatch.StartNew();
-        void Say(string line) => Console.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  {line}");
+        LiveStatus? status = null;
+        void Say(string line)
+        {
+            var text = $"{clock.Elapsed.TotalSeconds,6:F1} s  {line}";
+            if (status is not null) status.Log(text);
+            else Console.WriteLine(text);
+        }
 
         var objects = KubernetesYaml.LoadAllFromString(await KustomizeAsync(options.Overlay));
         var deployment = objects.OfType<V1Deployment>().Single(d => d.Spec.Template.Spec.Containers.Any(c => c.Args?.FirstOrDefault() == "run"));
@@ -149,6 +155,11 @@ internal static class Rehearse
             producer = new Chaos.ChildProcess(["chaos-produce", $"http://127.0.0.1:{proxy.Port}", (options.Seed + 1).ToString(CultureInfo.InvariantCulture), options.Keys.ToString(CultureInfo.InvariantCulture),
                 events.ToString(CultureInfo.InvariantCulture), options.Rate.ToString(CultureInfo.InvariantCulture), progress, "keep"], new Dictionary<string, string>()) { Name = "producer" };
             producer.Start();
+            status = LiveStatus.Start("rehearse", () =>
+            [
+                ("producer", $"{Chaos.ReadProgress(progress)} requests acknowledged"),
+                ("pods", $"{pods.Count}: {string.Join(", ", pods.Select(p => p.Name))}"),
+            ]);
             Say($"publishing {events:N0} events over {options.Keys:N0} keys at {options.Rate:N0}/s through the gateway Service (127.0.0.1:{proxy.Port} → ready pods' port {grpcPort})");
             var step = TimeSpan.FromMinutes(options.Minutes) / 5;
 
@@ -174,6 +185,8 @@ internal static class Rehearse
             var firstLoads = new List<double?>();
             foreach (var (_, task) in loads) firstLoads.Add(await task);
 
+            await status.DisposeAsync();
+            status = null;
             var expected = Chaos.Reference(Chaos.Workload("gw", options.Seed + 1, options.Keys, events));
             Say($"all {events:N0} events acknowledged; comparing {expected.Count:N0} closed windows with the results table …");
             var mismatches = await Chaos.CompareSettledAsync(direct, expected);

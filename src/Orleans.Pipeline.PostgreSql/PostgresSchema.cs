@@ -43,9 +43,10 @@ public static class PostgresSchema
     /// <summary>
     /// Brings the database to <paramref name="targetVersion"/> (default: <see cref="CurrentVersion"/>). Throws
     /// <see cref="SchemaMismatchException"/> when the database is newer than this build or an applied step differs
-    /// from this build's copy.
+    /// from this build's copy. <paramref name="progress"/> hears of each step as it goes (waiting for another
+    /// migrator's lock, the version found, each step applied, the commit).
     /// </summary>
-    public static async Task<MigrationReport> MigrateAsync(string connectionString, int? targetVersion = null, CancellationToken cancellationToken = default)
+    public static async Task<MigrationReport> MigrateAsync(string connectionString, int? targetVersion = null, CancellationToken cancellationToken = default, Action<string>? progress = null)
     {
         var target = targetVersion ?? CurrentVersion;
         if (target < 1 || target > CurrentVersion)
@@ -54,6 +55,8 @@ public static class PostgresSchema
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        progress?.Invoke("taking the migration lock (another migrator holding it is waited for) …");
         await ExecuteAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLock})", cancellationToken);
         await ExecuteAsync(connection, transaction, """
             CREATE TABLE IF NOT EXISTS pipeline_schema_migrations (
@@ -68,8 +71,10 @@ public static class PostgresSchema
         Check(applied);
 
         var steps = Migrations.Where(m => m.Version > from && m.Version <= target).ToList();
+        progress?.Invoke($"schema at version {from}; {steps.Count} step(s) to apply");
         foreach (var step in steps)
         {
+            var stepClock = System.Diagnostics.Stopwatch.StartNew();
             await ExecuteAsync(connection, transaction, step.Sql, cancellationToken);
             await using var record = new NpgsqlCommand(
                 "INSERT INTO pipeline_schema_migrations (version, name, checksum) VALUES (@version, @name, @checksum)", connection, transaction);
@@ -77,9 +82,11 @@ public static class PostgresSchema
             record.Parameters.AddWithValue("name", step.Name);
             record.Parameters.AddWithValue("checksum", step.Checksum);
             await record.ExecuteNonQueryAsync(cancellationToken);
+            progress?.Invoke($"step {step.Version} ({step.Name}) applied in {stepClock.ElapsedMilliseconds} ms");
         }
 
         await transaction.CommitAsync(cancellationToken);
+        if (steps.Count > 0) progress?.Invoke($"committed after {clock.ElapsedMilliseconds} ms");
         return new MigrationReport(from, Math.Max(from, steps.Count == 0 ? from : steps[^1].Version), steps);
     }
 

@@ -179,6 +179,9 @@ public sealed class SiloProcessTests(PostgresServer postgres, Xunit.Abstractions
             Assert.True(await first.WaitForExitAsync(TimeSpan.FromSeconds(60)), first.Output);
             Assert.Equal(0, first.ExitCode);
             Assert.Contains($"from version {PostgresSchema.CurrentVersion - 1} to {PostgresSchema.CurrentVersion}", first.Output, StringComparison.Ordinal);
+            // Progress as it goes: the version found and each step applied.
+            Assert.Contains($"migrate: schema at version {PostgresSchema.CurrentVersion - 1}; 1 step(s) to apply", first.Output, StringComparison.Ordinal);
+            Assert.Contains($"migrate: step {PostgresSchema.CurrentVersion} (", first.Output, StringComparison.Ordinal);
         }
 
         await using var second = SiloProcess.Start(environment, "migrate");
