@@ -86,6 +86,13 @@ internal sealed partial class PartitionGrain(
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
         await WriteStateAsync(durable: true);
 
+    /// <summary>
+    /// The key under which this partition records its own dead letters (whole items: unknown pipeline, malformed,
+    /// sequence gaps, lost in flight): one per partition, since a producer numbers its items per partition and two
+    /// partitions' item 1 must not be taken for the same dead letter.
+    /// </summary>
+    private string LetterKey => $"#partition/{_partition}";
+
     /// <summary>Partition state rows live beside key rows, under a name no pipeline can have.</summary>
     private string StatePipeline => _pipeline + "\u0001partitions";
 
@@ -176,6 +183,15 @@ internal sealed partial class PartitionGrain(
         if (_definition is null)
         {
             await DeadLetterAsync(item, "unknown-pipeline", $"this silo runs no pipeline '{_pipeline}'; {item.Count} events not applied");
+            // Done with, as a dead letter: its producer goes on (otherwise it would wait for this item forever, and a
+            // silo rolled out without a pipeline would stall every producer of the partitions it happens to host).
+            if (item.Sequence > _state.LastSequence.GetValueOrDefault(item.ProducerId))
+            {
+                RememberSequence(item.ProducerId, item.Sequence);
+                await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
+            }
+
+            Notify(item.ProducerId);
             return;
         }
 
@@ -428,7 +444,7 @@ internal sealed partial class PartitionGrain(
         {
             letters.AddRange(current.Assigned.Select(a => new DeadLetter(a.Producer, a.Sequence, -1, "in-flight-item-lost",
                 $"{reason}; the item was being applied when partition {_partition} stopped and was not delivered again")));
-            await sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], letters.ToArray()));
+            await sink.WriteAsync(new SinkWrite(_pipeline, LetterKey, [], [], letters.ToArray()));
             PipelineMeter.DeadLetters.Add(letters.Count, PipelineMeter.Pipeline(_pipeline), new("reason", "in-flight-item-lost"));
             letters.Clear();
             current.Assigned.Clear();
@@ -451,7 +467,7 @@ internal sealed partial class PartitionGrain(
             LogSkippedGap(_pipeline, _partition, producer, last + 1, first - 1);
             if (letters.Count > 0)
             {
-                await sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], letters.ToArray()));
+                await sink.WriteAsync(new SinkWrite(_pipeline, LetterKey, [], [], letters.ToArray()));
                 PipelineMeter.DeadLetters.Add(letters.Count, PipelineMeter.Pipeline(_pipeline), new("reason", "sequence-gap"));
             }
 
@@ -513,7 +529,7 @@ internal sealed partial class PartitionGrain(
     {
         LogDeadItem(_pipeline, _partition, reason, detail);
         PipelineMeter.DeadLetters.Add(1, PipelineMeter.Pipeline(_pipeline), new("reason", reason));
-        return sink.WriteAsync(new SinkWrite(_pipeline, "", [], [], [new DeadLetter(item.ProducerId, item.Sequence, -1, reason, detail)]));
+        return sink.WriteAsync(new SinkWrite(_pipeline, LetterKey, [], [], [new DeadLetter(item.ProducerId, item.Sequence, -1, reason, detail)]));
     }
 
     /// <summary>Wakes producers waiting for their items to be applied.</summary>

@@ -69,19 +69,33 @@ public sealed class ClusterModeTests(PostgresServer postgres)
     }
 
     [Fact]
-    public async Task An_item_for_a_pipeline_no_silo_runs_is_kept_as_a_dead_letter_with_the_reason()
+    public async Task Items_for_a_pipeline_no_silo_runs_are_kept_as_dead_letters_one_per_partition_item_and_their_producer_goes_on()
     {
         await using var cluster = await PostgresPipelineCluster.StartAsync(await postgres.NewMigratedDatabaseAsync(), silos: 1);
         var fields = PipelineCluster.Pipelines[0].Windowing.Fields.ToArray();
         // (What a key cannot apply is a scenario of every mode: Scenarios/PipelineScenarios.cs.)
-        var retired = PartitionBatch.ForKey("raw", PipelineCluster.Pipelines[0].Partitions, Guid.NewGuid(), 1, fields, [5], [1, 1]);
-        await cluster.Cluster.Client.GetStreamProvider(PipelineNames.StreamProvider)
-            .GetStream<PartitionBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.PartitionKey("retired", retired.Partition)))
-            .OnNextAsync(retired);
+        // One producer's item 1 of two partitions (a producer numbers its items per partition), as a silo that runs the
+        // pipeline would send them to one that does not (a rolling upgrade gone wrong).
+        var producer = Guid.NewGuid();
+        var first = PartitionBatch.ForKey("raw", PipelineCluster.Pipelines[0].Partitions, producer, 1, fields, [5], [1, 1]);
+        var other = Enumerable.Range(0, 1_000).Select(i => PartitionBatch.ForKey($"raw-{i}", PipelineCluster.Pipelines[0].Partitions, producer, 1, fields, [5], [1, 1]))
+            .First(b => b.Partition != first.Partition);
+        foreach (var item in new[] { first, other })
+        {
+            await cluster.Cluster.Client.GetStreamProvider(PipelineNames.StreamProvider)
+                .GetStream<PartitionBatch>(StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.PartitionKey("retired", item.Partition)))
+                .OnNextAsync(item);
+        }
 
-        await WaitUntilAsync(async () => await cluster.ScalarAsync("SELECT count(*) FROM pipeline_all_dead_letters") == 1, "one dead letter");
-        Assert.Equal(1, await cluster.ScalarAsync(
+        await WaitUntilAsync(async () => await cluster.ScalarAsync("SELECT count(*) FROM pipeline_all_dead_letters") == 2, "two dead letters");
+        Assert.Equal(2, await cluster.ScalarAsync(
             "SELECT count(*) FROM pipeline_all_dead_letters WHERE pipeline = 'retired' AND reason = 'unknown-pipeline' AND detail LIKE '%1 events not applied%'"));
+        // The producer is not left waiting for them: each partition counts its item done.
+        foreach (var item in new[] { first, other })
+        {
+            var partition = cluster.Cluster.Client.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey("retired", item.Partition));
+            Assert.Equal(1, await partition.WaitForAppliedAsync(producer, 1, TimeSpan.FromSeconds(30)));
+        }
     }
 
     [Fact]
