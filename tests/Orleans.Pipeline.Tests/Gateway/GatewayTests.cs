@@ -59,12 +59,7 @@ public sealed class GatewayTests
         await client.PublishAsync("tumbling", [new("other", 1, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }), new("other", 500, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
         foreach (var chunk in events.Chunk(13)) await client.PublishAsync("tumbling", chunk.Select(e => ToGatewayEvent("trace", e)));
 
-        await WaitUntilAsync(async () =>
-        {
-            var windows = await client.QueryAsync("tumbling", "trace");
-            return windows.AppliedEvents + windows.LateEvents == events.Count;
-        }, "every event applied");
-        var queried = await client.QueryAsync("tumbling", "trace");
+        var queried = await AppliedOrLateAsync(client, "trace", events.Count);
         Assert.Equal(late, queried.LateEvents);
         string? difference = null;
         await WaitUntilAsync(() => Task.FromResult((difference = Difference(Fold(received, "trace"), expected)) is null), $"subscribed results equal the reference ({difference})");
@@ -457,12 +452,7 @@ public sealed class GatewayTests
             await client.PublishAsync("tumbling", wire);
         }
 
-        await WaitUntilAsync(async () =>
-        {
-            var windows = await client.QueryAsync("tumbling", "column-trace");
-            return windows.AppliedEvents + windows.LateEvents == events.Count;
-        }, "every event applied");
-        var queried = await client.QueryAsync("tumbling", "column-trace");
+        var queried = await AppliedOrLateAsync(client, "column-trace", events.Count);
         Assert.Equal(late, queried.LateEvents);
         // A key keeps its latest ClosedWindowsKept closed windows: each must be the reference's.
         var closed = Fold([new V1.ResultBatch { Key = "column-trace", Results = { queried.Closed } }], "column-trace");
@@ -608,6 +598,17 @@ public sealed class GatewayTests
     }
 
     /// <summary>The subscribed results of a key folded as a consumer holds them.</summary>
+    /// <summary>The key's windows once it has applied (or found late) <paramref name="count"/> events.</summary>
+    private static async Task<V1.KeyWindows> AppliedOrLateAsync(PipelineGatewayClient client, string key, int count)
+    {
+        await WaitUntilAsync(async () =>
+        {
+            var windows = await client.QueryAsync("tumbling", key);
+            return windows.AppliedEvents + windows.LateEvents == count;
+        }, $"every event of '{key}' applied");
+        return await client.QueryAsync("tumbling", key);
+    }
+
     private static Dictionary<(long, long), WindowResult> Fold(IEnumerable<V1.ResultBatch> batches, string key)
     {
         var outputs = Tumbling.OutputNames();
