@@ -123,7 +123,7 @@ internal static class Rehearse
             migrate.Start();
             if (!await migrate.WaitForExitAsync(TimeSpan.FromMinutes(2)) || migrate.ExitCode != 0)
                 throw new InvalidOperationException($"the migration Job failed (exit {migrate.ExitCode}):\n{migrate.Output}");
-            Say($"job {string.Join(' ', job.Args)}: {migrate.Output.Trim()}");
+            Say($"job {string.Join(' ', job.Args)}: {migrate.Output.Trim().Split('\n')[^1].Trim()}"); // its summary (the steps are printed before it)
 
             async Task ScaleUpAsync(int count, string why)
             {
