@@ -28,10 +28,10 @@ internal sealed class PartitionSender
     /// <summary>Items never shrink below this size (or <see cref="PipelineClientOptions.MaxBatchSize"/>, if smaller).</summary>
     internal const int MinItemSize = 1_024;
 
-    /// <summary>An item that took longer than this from its send to applied halves the item size.</summary>
+    /// <summary>A wait for the partition longer than this (its items are slow to apply) halves the item size.</summary>
     internal static readonly TimeSpan SlowItem = TimeSpan.FromSeconds(8);
 
-    /// <summary>An item applied within this after its send doubles the item size (up to the maximum).</summary>
+    /// <summary>A wait for the partition shorter than this doubles the item size (up to the maximum).</summary>
     internal static readonly TimeSpan FastItem = TimeSpan.FromSeconds(2);
 
     private readonly PartitionBuffer buffer;
@@ -39,9 +39,6 @@ internal sealed class PartitionSender
     private readonly Producer producer;
     private readonly PipelineClientOptions options;
     private readonly TimeProvider time;
-
-    /// <summary>Items sent and not yet seen applied: their sequence and when they were sent (for the item size).</summary>
-    private readonly Queue<(long Sequence, long SentAt)> _sent = new();
 
     public PartitionSender(PartitionBuffer buffer, IPartitionTarget target, Producer producer, PipelineClientOptions options, TimeProvider time)
     {
@@ -77,7 +74,6 @@ internal sealed class PartitionSender
             {
                 buffer.Applied = Math.Max(buffer.Applied, await target.WaitForAppliedAsync(producer.Id, sequence, AppliedPoll));
                 delay = options.RetryDelay;
-                Adapt();
             }
             catch (Exception e) when (e is not ArgumentException)
             {
@@ -166,18 +162,13 @@ internal sealed class PartitionSender
         Exception failure;
         try
         {
-            await WaitForAppliedAsync(batch.Sequence - options.MaxUnappliedBatches);
+            var earlier = batch.Sequence - options.MaxUnappliedBatches;
+            var waitFrom = buffer.Applied < earlier ? time.GetTimestamp() : (long?)null;
+            await WaitForAppliedAsync(earlier);
+            if (waitFrom is { } from) Adapt(time.GetElapsedTime(from));
             // Someone waits for exactly this item (a flush, a request): keep trying whatever the error, short of an
             // ArgumentException, which no retry changes.
-            var sentAt = time.GetTimestamp();
             await DeliverAsync(batch, persistent: waiters is not null);
-            lock (_sent)
-            {
-                _sent.Enqueue((batch.Sequence, sentAt));
-                // Only items the sender waited on are measured; the others (the cluster kept up) are forgotten.
-                while (_sent.Count > 16) _sent.Dequeue();
-            }
-
             waiters?.TrySetResult();
             return;
         }
@@ -247,26 +238,15 @@ internal sealed class PartitionSender
     }
 
     /// <summary>
-    /// The item size follows how long items take from their send to applied: an item's keys are called in parallel
-    /// and the partition applies one item at a time, so with many keys per partition (10^5 and more, each new key an
-    /// activation) a large item can take longer than a grain call may; with fewer, larger items give each key more
-    /// events per call. Halved when an item was slow, doubled when it was quick, between a floor and
-    /// <see cref="PipelineClientOptions.MaxBatchSize"/>.
+    /// The item size follows how long the sender had to wait for the partition to apply its earlier items (while it is
+    /// behind, about one item's apply time: the partition applies one item at a time, calling its keys in parallel).
+    /// With many keys per partition (10^5 and more, each new key an activation) a large item can take longer than a
+    /// grain call may; with fewer, larger items give each key more events per call. Halved after a slow wait, doubled
+    /// after a quick one, between a floor and <see cref="PipelineClientOptions.MaxBatchSize"/>. Only waits count: a
+    /// sender that never waits has a cluster that keeps up, and an idle spell between bursts says nothing.
     /// </summary>
-    private void Adapt()
+    private void Adapt(TimeSpan elapsed)
     {
-        TimeSpan? slowest = null;
-        lock (_sent)
-        {
-            while (_sent.TryPeek(out var item) && item.Sequence <= buffer.Applied)
-            {
-                _sent.Dequeue();
-                var took = time.GetElapsedTime(item.SentAt);
-                if (slowest is null || took > slowest) slowest = took;
-            }
-        }
-
-        if (slowest is not { } elapsed) return;
         lock (buffer)
         {
             var floor = Math.Min(options.MaxBatchSize, MinItemSize);

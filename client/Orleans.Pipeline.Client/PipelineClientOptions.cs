@@ -7,8 +7,8 @@ public sealed class PipelineClientOptions
     /// Events per partition item at most (one stream item, however many keys it holds). Items are cut when full or
     /// after <see cref="Linger"/>, so they stay small while the cluster keeps up and grow while it is behind: with
     /// many keys per partition, a larger item gives each key more events per call. How full is full adapts per
-    /// partition between 1,024 and this, starting at 8,192: halved when an item took more than 8 s from its send to
-    /// applied (a fan-out to very many new keys), doubled when it took under 2 s.
+    /// partition between 1,024 and this, starting at 8,192: halved when the sender waited more than 8 s for the
+    /// partition to apply its earlier items (a fan-out to very many new keys), doubled when it waited under 2 s.
     /// </summary>
     public int MaxBatchSize { get; set; } = 32_768;
 
