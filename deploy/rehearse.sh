@@ -8,10 +8,11 @@
 #   deploy/rehearse.sh                                   # the dev overlay, 3 minutes
 #   deploy/rehearse.sh --minutes 1 --keys 200 --rate 1000 --drain-delay 00:00:02    # the test suite's short run
 #
-# Needs the .NET SDK, kubectl and PostgreSQL server binaries (see the README). The rehearsal itself is the silo's
-# `rehearse` command (silo/Rehearse.cs), which reuses the chaos command's producer and reference check.
+# Needs the .NET SDK, kubectl and PostgreSQL server binaries (see the README). The rehearsal itself is the tools'
+# `rehearse` command (tests/Orleans.Pipeline.Tools/Rehearse.cs), which reuses the chaos command's producer and
+# reference check, and runs the silo built beside the tools.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-dotnet build silo -c Release --nologo -v quiet
-exec dotnet silo/bin/Release/net10.0/orleans-pipeline-silo.dll rehearse --overlay deploy/k8s/overlays/dev "$@"
+dotnet build tests/Orleans.Pipeline.Tools -c Release --nologo -v quiet
+exec dotnet tests/Orleans.Pipeline.Tools/bin/Release/net10.0/orleans-pipeline-tools.dll rehearse --overlay deploy/k8s/overlays/dev "$@"

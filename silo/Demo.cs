@@ -3,6 +3,8 @@ using System.Globalization;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Windowing;
 
+using Orleans.Pipeline.CommandLine;
+
 namespace Orleans.Pipeline.Silo;
 
 /// <summary>Options of <c>demo</c>: <c>--seconds 20 --keys 1000 --rate 0 --disorder 300 --postgres</c>.</summary>

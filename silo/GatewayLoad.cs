@@ -3,6 +3,8 @@ using System.Globalization;
 using Grpc.Core;
 using Orleans.Pipeline.Client;
 
+using Orleans.Pipeline.CommandLine;
+
 namespace Orleans.Pipeline.Silo;
 
 /// <summary>Options of <c>gateway-load</c>.</summary>

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Spectre.Console;
 
-namespace Orleans.Pipeline.Silo;
+namespace Orleans.Pipeline.CommandLine;
 
 /// <summary>
 /// Progress of a long-running command, on its own task so that it keeps coming while the work waits: on a terminal a

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Pipeline;
 using Orleans.Pipeline.Client;
+using Orleans.Pipeline.CommandLine;
 using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
@@ -21,44 +22,36 @@ using Orleans.Runtime;
 // orleans-pipeline-silo hash-key [KEY]     a new API key (or the given one) and the hash to configure for it
 // orleans-pipeline-silo demo [options]     a silo plus a synthetic workload published through the client SDK
 // orleans-pipeline-silo gateway-load [..]  a load generator for a running gateway (its own process)
-// orleans-pipeline-silo bench [--quick]    the end-to-end load benchmark (engine, naive, embedded, PostgreSQL) from 1k to 1M keys
-// orleans-pipeline-silo chaos [--minutes N] silos, producers and PostgreSQL as processes, hurt while they work; results checked against the engine
-// orleans-pipeline-silo rehearse [..]      a kustomize overlay played with processes: migrate, scale 3 → 5 → 2, rolling restart; results checked
+// The benchmark, the chaos run and the rehearsal are tools (tests/Orleans.Pipeline.Tools): they start throwaway
+// PostgreSQL servers and processes, which nothing users deploy should do.
 // Exit codes: 0 done, 1 bad configuration, 2 bad command line, 3 start-up failed (database unreachable, schema mismatch).
-var parsed = await Cli.ParseAsync(args);
+var cli = new Cli("Orleans.Pipeline: event-time window aggregates per key on Orleans. Without a command: run.", defaultCommand: "run");
+cli.Add("run", "A silo with the gRPC gateway (Pipeline:Gateway) and health endpoints (Pipeline:Health); embedded by default, Pipeline:Mode=PostgreSql joins a PostgreSQL cluster. Further arguments are configuration overrides: --Pipeline:Mode=PostgreSql.",
+    overrides: true);
+cli.Add("gateway", "The gRPC gateway alone, connected to the cluster as an Orleans client. Further arguments are configuration overrides.", overrides: true);
+cli.Add("migrate", "PostgreSQL mode: bring the database schema to this build's version (Pipeline:ConnectionString).");
+cli.Add("hash-key", "A new API key (or the given one) and the hash to configure for it.")
+    .Arguments.Add(new System.CommandLine.Argument<string>("key") { Description = "the key to hash (a new random key when omitted)", Arity = System.CommandLine.ArgumentArity.ZeroOrOne });
+cli.Add("demo", "A silo plus a synthetic workload published through the client SDK, with live progress.", options:
+    [Cli.Value("--seconds", "how long to publish (20)"), Cli.Value("--keys", "distinct keys (500)"), Cli.Value("--rate", "events/s, 0 = as fast as possible (20000)"),
+     Cli.Value("--disorder", "event-time disorder in ms (300)"), Cli.Flag("--postgres", "PostgreSQL mode, on Pipeline:ConnectionString (the tools' demo starts a throwaway server)")]);
+cli.Add("gateway-load", "A load generator for a running gateway.", options:
+    [Cli.Value("--url", "the gateway (http://127.0.0.1:5080)"), Cli.Value("--seconds", "duration (10)"), Cli.Value("--keys", "distinct keys (500)"), Cli.Value("--batch", "events per request (500)"),
+     Cli.Value("--concurrency", "requests in flight (16)"), Cli.Value("--pipeline", "pipeline (demo)"), Cli.Value("--api-key", "API key, when the gateway has keys")]);
+var parsed = await cli.ParseAsync(args);
 if (parsed.Exit is { } exit) return exit;
 var command = parsed.Command;
 var rest = parsed.Rest;
 DemoOptions? demo = null;
 if (command == "demo")
 {
-    demo = ParseOptions(() => DemoOptions.Parse(rest), DemoOptions.Usage);
+    demo = Cli.ParseOptions(() => DemoOptions.Parse(rest), DemoOptions.Usage);
     if (demo is null) return 2;
 }
 else if (command == "gateway-load")
 {
-    return await RunToolAsync(() => GatewayLoadOptions.Parse(rest), GatewayLoadOptions.Usage, GatewayLoad.RunAsync,
+    return await Cli.RunToolAsync(() => GatewayLoadOptions.Parse(rest), GatewayLoadOptions.Usage, GatewayLoad.RunAsync,
         e => e is ArgumentException or Grpc.Core.RpcException or HttpRequestException);
-}
-else if (command == "bench")
-{
-    return await RunToolAsync(() => BenchOptions.Parse(rest), BenchOptions.Usage, Bench.RunAsync, _ => false);
-}
-else if (command == "bench-publish")
-{
-    return await Bench.PublishThroughGatewayAsync(rest);
-}
-else if (command == "chaos")
-{
-    return await RunToolAsync(() => ChaosOptions.Parse(rest), ChaosOptions.Usage, Chaos.RunAsync, e => e is InvalidOperationException);
-}
-else if (command == "rehearse")
-{
-    return await RunToolAsync(() => RehearseOptions.Parse(rest), RehearseOptions.Usage, Rehearse.RunAsync, e => e is InvalidOperationException);
-}
-else if (command == "chaos-produce")
-{
-    return await Chaos.ProduceAsync(rest);
 }
 else if (command == "hash-key")
 {
@@ -70,7 +63,7 @@ else if (command == "hash-key")
 }
 else if (command is not ("run" or "migrate" or "gateway"))
 {
-    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load, bench, chaos, rehearse)");
+    Console.Error.WriteLine($"error: unknown command '{command}' (commands: run, gateway, migrate, hash-key, demo, gateway-load)");
     return 2;
 }
 
@@ -128,10 +121,10 @@ if (command == "migrate")
 {
     try
     {
-        var report = await PostgresSchema.MigrateAsync(cluster.ConnectionString!, progress: line => Console.WriteLine($"migrate: {line}"));
-        Console.WriteLine(report.Applied.Count == 0
-            ? $"schema already at version {report.ToVersion}; nothing to do"
-            : $"schema migrated from version {report.FromVersion} to {report.ToVersion}: {string.Join(", ", report.Applied.Select(m => $"{m.Version} {m.Name}"))}");
+        var migration = await PostgresSchema.MigrateAsync(cluster.ConnectionString!, progress: line => Console.WriteLine($"migrate: {line}"));
+        Console.WriteLine(migration.Applied.Count == 0
+            ? $"schema already at version {migration.ToVersion}; nothing to do"
+            : $"schema migrated from version {migration.FromVersion} to {migration.ToVersion}: {string.Join(", ", migration.Applied.Select(m => $"{m.Version} {m.Name}"))}");
         return 0;
     }
     catch (Exception e) when (e is SchemaMismatchException or Npgsql.NpgsqlException or TimeoutException)
@@ -141,164 +134,125 @@ if (command == "migrate")
     }
 }
 
-LocalPostgres? throwaway = null;
 if (demo is { Postgres: true })
 {
     cluster.Mode = PipelineMode.PostgreSql;
     if (string.IsNullOrWhiteSpace(cluster.ConnectionString))
     {
-        Console.WriteLine("starting a throwaway PostgreSQL server (durable: fsync on) …");
-        throwaway = await LocalPostgres.StartAsync(durable: true);
-        cluster.ConnectionString = throwaway.ConnectionString();
+        Console.Error.WriteLine("error: 'demo --postgres' needs Pipeline:ConnectionString (Pipeline__ConnectionString=…); the tools' demo starts a throwaway server for it: dotnet run -c Release --project tests/Orleans.Pipeline.Tools -- demo --postgres");
+        return 1;
     }
 }
 
+var settings = new HostApplicationBuilderSettings { Configuration = configuration, ContentRootPath = AppContext.BaseDirectory };
+var withGateway = command == "gateway" || (command == "run" && gateway.Enabled);
+IHostApplicationBuilder builder = withGateway || dashboard is not null
+    ? WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory })
+    : Host.CreateApplicationBuilder(settings);
+if (builder is WebApplicationBuilder web)
+{
+    web.Configuration.AddConfiguration(configuration);
+    if (withGateway)
+    {
+        web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
+        if (cluster.Mode == PipelineMode.PostgreSql) web.Services.AddPostgresGatewayStores(cluster.ConnectionString!, gateway.RequestIdRetention);
+        web.Services.AddPipelineGateway(gateway);
+    }
+
+    if (dashboard is not null) DashboardHosting.Listen(web, dashboard);
+}
+
+var databasePath = configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");
+if (demo is not null) databasePath = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-demo-{Environment.ProcessId}.db");
+var siloPort = configuration.GetValue("Pipeline:SiloPort", 11111);
+var gatewayPort = configuration.GetValue("Pipeline:GatewayPort", 30000);
+var advertised = configuration["Pipeline:AdvertisedAddress"] is { Length: > 0 } address ? IPAddress.Parse(address) : null;
+var readiness = new SiloReadiness();
+if (command == "gateway")
+{
+    builder.UseOrleansClient(client => client.UsePipelineCluster(cluster, gatewayPort));
+}
+else
+{
+    builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(readiness);
+    builder.UseOrleans(silo => silo
+        .Configure<Orleans.Configuration.ClusterMembershipOptions>(configuration.GetSection("Orleans:Membership"))
+        .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
+        .AddPipelineSilo(options =>
+        {
+            options.Pipelines.AddRange(pipelines);
+            options.Cluster = cluster;
+            options.DatabasePath = databasePath;
+            options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
+            options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
+        }));
+    // The dashboard's grains and its call statistics only when it is on: they cost every grain call a filter.
+    if (dashboard is not null) builder.UseOrleans(silo => silo.AddDashboard());
+    // In Kubernetes: the silo named after its pod, advertising the pod's IP, silos whose pod is gone declared dead at
+    // once, and the pod of a silo the cluster declared dead deleted, so Kubernetes replaces it (POD_NAME, POD_NAMESPACE,
+    // POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID; RBAC on pods: deploy/k8s/base/rbac.yaml).
+    if (configuration.GetValue("Pipeline:Kubernetes:Enabled", false))
+        builder.Services.UseKubernetesHosting(kubernetes => kubernetes.Configure(o => o.DeleteDefunctSiloPods = true));
+}
+
+using var host = builder is WebApplicationBuilder webBuilder ? BuildWeb(webBuilder, withGateway, dashboard) : ((HostApplicationBuilder)builder).Build();
+// Health is served before the silo starts and until it has stopped (see HealthServer).
+HealthServer? healthServer = null;
+if (health is not null)
+{
+    try
+    {
+        healthServer = await HealthServer.StartAsync(health, host.Services, readiness, cluster, configuration);
+    }
+    catch (IOException e)
+    {
+        Console.Error.WriteLine($"error: cannot serve health on {health.Url}: {e.Message}");
+        return 3;
+    }
+}
+
+await using var healthScope = healthServer;
 try
 {
-    var settings = new HostApplicationBuilderSettings { Configuration = configuration, ContentRootPath = AppContext.BaseDirectory };
-    var withGateway = command == "gateway" || (command == "run" && gateway.Enabled);
-    IHostApplicationBuilder builder = withGateway || dashboard is not null
-        ? WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory })
-        : Host.CreateApplicationBuilder(settings);
-    if (builder is WebApplicationBuilder web)
-    {
-        web.Configuration.AddConfiguration(configuration);
-        if (withGateway)
-        {
-            web.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGateway(gateway));
-            if (cluster.Mode == PipelineMode.PostgreSql) web.Services.AddPostgresGatewayStores(cluster.ConnectionString!, gateway.RequestIdRetention);
-            web.Services.AddPipelineGateway(gateway);
-        }
+    await host.StartAsync();
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"error: the silo could not start: {Innermost(e).Message}");
+    return 3;
+}
 
-        if (dashboard is not null) DashboardHosting.Listen(web, dashboard);
-    }
-
-    var databasePath = configuration["Pipeline:DatabasePath"] ?? Path.Combine("data", "pipeline.db");
-    if (demo is not null) databasePath = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-demo-{Environment.ProcessId}.db");
-    var siloPort = configuration.GetValue("Pipeline:SiloPort", 11111);
-    var gatewayPort = configuration.GetValue("Pipeline:GatewayPort", 30000);
-    var advertised = configuration["Pipeline:AdvertisedAddress"] is { Length: > 0 } address ? IPAddress.Parse(address) : null;
-    var readiness = new SiloReadiness();
-    if (command == "gateway")
-    {
-        builder.UseOrleansClient(client => client.UsePipelineCluster(cluster, gatewayPort));
-    }
-    else
-    {
-        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(readiness);
-        builder.UseOrleans(silo => silo
-            .Configure<Orleans.Configuration.ClusterMembershipOptions>(configuration.GetSection("Orleans:Membership"))
-            .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
-            .AddPipelineSilo(options =>
-            {
-                options.Pipelines.AddRange(pipelines);
-                options.Cluster = cluster;
-                options.DatabasePath = databasePath;
-                options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
-                options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
-            }));
-        // The dashboard's grains and its call statistics only when it is on: they cost every grain call a filter.
-        if (dashboard is not null) builder.UseOrleans(silo => silo.AddDashboard());
-        // In Kubernetes: the silo named after its pod, advertising the pod's IP, silos whose pod is gone declared dead at
-        // once, and the pod of a silo the cluster declared dead deleted, so Kubernetes replaces it (POD_NAME, POD_NAMESPACE,
-        // POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID; RBAC on pods: deploy/k8s/base/rbac.yaml).
-        if (configuration.GetValue("Pipeline:Kubernetes:Enabled", false))
-            builder.Services.UseKubernetesHosting(kubernetes => kubernetes.Configure(o => o.DeleteDefunctSiloPods = true));
-    }
-
-    using var host = builder is WebApplicationBuilder webBuilder ? BuildWeb(webBuilder, withGateway, dashboard) : ((HostApplicationBuilder)builder).Build();
-    // Health is served before the silo starts and until it has stopped (see HealthServer).
-    HealthServer? healthServer = null;
-    if (health is not null)
-    {
-        try
-        {
-            healthServer = await HealthServer.StartAsync(health, host.Services, readiness, cluster, configuration);
-        }
-        catch (IOException e)
-        {
-            Console.Error.WriteLine($"error: cannot serve health on {health.Url}: {e.Message}");
-            return 3;
-        }
-    }
-
-    await using var healthScope = healthServer;
-    try
-    {
-        await host.StartAsync();
-    }
-    catch (Exception e)
-    {
-        Console.Error.WriteLine($"error: the silo could not start: {Innermost(e).Message}");
-        return 3;
-    }
-
-    if (withGateway) Console.WriteLine($"gateway listening on {gateway.Url} (gRPC and JSON; {(gateway.ApiKeys.Count == 0 ? "no API keys: open to every caller" : $"{gateway.ApiKeys.Count} API key(s)")})");
-    if (dashboard is not null) Console.WriteLine($"dashboard on {dashboard.Url.TrimEnd('/')}{DashboardSettings.Path}/ (user '{dashboard.Username}')");
-    if (command == "gateway")
-    {
-        Console.WriteLine($"gateway connected to the cluster ({cluster.Mode} mode, cluster '{cluster.ClusterId}')");
-        await host.WaitForShutdownAsync();
-        return 0;
-    }
-
-    Console.WriteLine(cluster.Mode == PipelineMode.PostgreSql
-        ? $"silo started in PostgreSQL mode (cluster '{cluster.ClusterId}', silo port {siloPort}, gateway port {gatewayPort}, {Describe(cluster.ConnectionString!)}): {pipelines.Count} pipeline(s) [{string.Join(", ", pipelines.Select(p => p.Name))}]"
-        : $"silo started in embedded mode: {pipelines.Count} pipeline(s) [{string.Join(", ", pipelines.Select(p => p.Name))}], state in {Path.GetFullPath(databasePath)}");
-
-    if (demo is null)
-    {
-        if (health is not null) Console.WriteLine($"health on {health.Url}{HealthOptions.LivePath} and {HealthOptions.ReadyPath}");
-        await StopWhenToldAsync(host, health?.DrainDelay ?? TimeSpan.Zero);
-        return 0;
-    }
-
-    using var cancellation = new CancellationTokenSource(demo.Duration);
-    Console.CancelKeyPress += (_, e) =>
-    {
-        e.Cancel = true;
-        cancellation.Cancel();
-    };
-    var stopwatch = Stopwatch.StartNew();
-    var report = await new Demo(host.Services.GetRequiredService<IClusterClient>(), demo, pipelines[0]).RunAsync(cancellation.Token);
-    await host.StopAsync();
-    Console.WriteLine($"demo finished after {stopwatch.Elapsed.TotalSeconds:F1} s ({cluster.Mode} mode): {report}; peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB");
+if (withGateway) Console.WriteLine($"gateway listening on {gateway.Url} (gRPC and JSON; {(gateway.ApiKeys.Count == 0 ? "no API keys: open to every caller" : $"{gateway.ApiKeys.Count} API key(s)")})");
+if (dashboard is not null) Console.WriteLine($"dashboard on {dashboard.Url.TrimEnd('/')}{DashboardSettings.Path}/ (user '{dashboard.Username}')");
+if (command == "gateway")
+{
+    Console.WriteLine($"gateway connected to the cluster ({cluster.Mode} mode, cluster '{cluster.ClusterId}')");
+    await host.WaitForShutdownAsync();
     return 0;
 }
-finally
+
+Console.WriteLine(cluster.Mode == PipelineMode.PostgreSql
+    ? $"silo started in PostgreSQL mode (cluster '{cluster.ClusterId}', silo port {siloPort}, gateway port {gatewayPort}, {Describe(cluster.ConnectionString!)}): {pipelines.Count} pipeline(s) [{string.Join(", ", pipelines.Select(p => p.Name))}]"
+    : $"silo started in embedded mode: {pipelines.Count} pipeline(s) [{string.Join(", ", pipelines.Select(p => p.Name))}], state in {Path.GetFullPath(databasePath)}");
+
+if (demo is null)
 {
-    if (throwaway is not null) await throwaway.DisposeAsync();
+    if (health is not null) Console.WriteLine($"health on {health.Url}{HealthOptions.LivePath} and {HealthOptions.ReadyPath}");
+    await StopWhenToldAsync(host, health?.DrainDelay ?? TimeSpan.Zero);
+    return 0;
 }
 
-// A tool command: its options (exit 2 when they are wrong), then its run; an error it expects is one line and exit 3.
-static async Task<int> RunToolAsync<T>(Func<T> parse, string usage, Func<T, Task<int>> run, Func<Exception, bool> expected) where T : class
+using var cancellation = new CancellationTokenSource(demo.Duration);
+Console.CancelKeyPress += (_, e) =>
 {
-    if (ParseOptions(parse, usage) is not { } options) return 2;
-    try
-    {
-        return await run(options);
-    }
-    catch (Exception e) when (expected(e))
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        return 3;
-    }
-}
-
-// A command's options, or null after printing the problem and the usage (the caller exits with 2).
-static T? ParseOptions<T>(Func<T> parse, string usage) where T : class
-{
-    try
-    {
-        return parse();
-    }
-    catch (ArgumentException e)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        Console.Error.WriteLine(usage);
-        return null;
-    }
-}
+    e.Cancel = true;
+    cancellation.Cancel();
+};
+var stopwatch = Stopwatch.StartNew();
+var report = await new Demo(host.Services.GetRequiredService<IClusterClient>(), demo, pipelines[0]).RunAsync(cancellation.Token);
+await host.StopAsync();
+Console.WriteLine($"demo finished after {stopwatch.Elapsed.TotalSeconds:F1} s ({cluster.Mode} mode): {report}; peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB");
+return 0;
 
 // On a stop signal (SIGTERM, Ctrl-C): readiness turns false at once (ApplicationStopping); the silo keeps working for
 // the drain delay, so load balancers stop sending to it, then stops (grains handed off) and the process exits.

@@ -44,18 +44,22 @@ public sealed class ReferenceGraphTests
     }
 
     [Fact]
-    public void The_check_reports_an_abstraction_that_gains_a_reference_to_the_grains_and_a_storage_project_that_references_the_grains()
+    public void The_check_reports_an_abstraction_that_gains_a_reference_to_the_grains_a_storage_project_that_references_the_grains_and_a_deployed_project_that_references_test_support()
     {
         var graph = ReadGraph(RepositoryRoot());
         var broken = graph.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
         broken["Orleans.Pipeline.Abstractions"] = broken["Orleans.Pipeline.Abstractions"] with { Projects = [.. broken["Orleans.Pipeline.Abstractions"].Projects, "Orleans.Pipeline.Grains"] };
         broken["Orleans.Pipeline.PostgreSql"] = broken["Orleans.Pipeline.PostgreSql"] with { Projects = [.. broken["Orleans.Pipeline.PostgreSql"].Projects, "Orleans.Pipeline.Grains"] };
         broken["Orleans.Pipeline.Windowing"] = broken["Orleans.Pipeline.Windowing"] with { Packages = [.. broken["Orleans.Pipeline.Windowing"].Packages, "Microsoft.Orleans.Server"] };
+        // The throwaway PostgreSQL server (it runs initdb and pg_ctl as another user) must stay out of what users deploy.
+        Assert.Contains("Orleans.Pipeline.Testing", graph.Keys);
+        broken["Orleans.Pipeline.Silo"] = broken["Orleans.Pipeline.Silo"] with { Projects = [.. broken["Orleans.Pipeline.Silo"].Projects, "Orleans.Pipeline.Testing"] };
 
         var violations = Violations(broken);
         Assert.Contains(violations, v => v.Contains("Orleans.Pipeline.Abstractions (layer 1) references Orleans.Pipeline.Grains (layer 2)", StringComparison.Ordinal));
         Assert.Contains(violations, v => v.Contains("Orleans.Pipeline.PostgreSql (layer 2) references Orleans.Pipeline.Grains (layer 2)", StringComparison.Ordinal));
         Assert.Contains(violations, v => v.Contains("Orleans.Pipeline.Windowing uses package Microsoft.Orleans.Server", StringComparison.Ordinal));
+        Assert.Contains(violations, v => v.Contains("Orleans.Pipeline.Silo references Orleans.Pipeline.Testing, which has no layer", StringComparison.Ordinal));
     }
 
     private sealed record Project(string[] Projects, string[] Packages);

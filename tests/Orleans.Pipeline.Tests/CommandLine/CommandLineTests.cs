@@ -5,16 +5,21 @@ using Orleans.Pipeline.Tests.PostgreSql;
 namespace Orleans.Pipeline.Tests.CommandLine;
 
 /// <summary>
-/// The silo's command line: <c>--help</c> on the root and on every command prints usage and exits 0 without starting
-/// anything; an unknown command or option, or a bad value, is refused with exit code 2 and a line naming it.
+/// The command lines of the silo and of the tools: <c>--help</c> on the root and on every command prints usage and
+/// exits 0 without starting anything; an unknown command or option, or a bad value, is refused with exit code 2 and a
+/// line naming it.
 /// </summary>
 public sealed class CommandLineTests
 {
-    public static TheoryData<string> Commands() => ["", "run", "gateway", "migrate", "hash-key", "demo", "gateway-load", "bench", "chaos", "rehearse"];
+    public static TheoryData<bool, string> Commands() => new()
+    {
+        { false, "" }, { false, "run" }, { false, "gateway" }, { false, "migrate" }, { false, "hash-key" }, { false, "demo" }, { false, "gateway-load" },
+        { true, "" }, { true, "bench" }, { true, "chaos" }, { true, "rehearse" }, { true, "demo" },
+    };
 
     [Theory]
     [MemberData(nameof(Commands))]
-    public async Task Help_prints_the_usage_and_exits_0_without_starting_a_silo(string command)
+    public async Task Help_prints_the_usage_and_exits_0_without_starting_a_silo(bool tool, string command)
     {
         // The ports a silo would take are held here: had the command started one, it would fail, not exit 0.
         using var gateway = Hold(out var gatewayPort);
@@ -27,7 +32,7 @@ public sealed class CommandLineTests
             ["Pipeline__SiloPort"] = siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         string[] arguments = command.Length == 0 ? ["--help"] : [command, "--help"];
-        await using var process = SiloProcess.Start(environment, arguments);
+        await using var process = tool ? SiloProcess.StartTool(environment, arguments) : SiloProcess.Start(environment, arguments);
 
         Assert.True(await process.WaitForExitAsync(TimeSpan.FromSeconds(30)), $"'{string.Join(' ', arguments)}' did not exit:\n{process.Output}");
         Assert.Equal(0, process.ExitCode);
@@ -37,17 +42,31 @@ public sealed class CommandLineTests
     }
 
     [Theory]
-    [InlineData(new[] { "bogus" }, "unknown command 'bogus'")]
-    [InlineData(new[] { "demo", "--bogus" }, "--bogus")]
-    [InlineData(new[] { "demo", "--keys", "many" }, "--keys")]
-    [InlineData(new[] { "chaos", "--minutes" }, "--minutes")]
-    public async Task A_bad_command_line_exits_with_code_2_and_names_what_is_wrong(string[] arguments, string named)
+    [InlineData(false, new[] { "bogus" }, "unknown command 'bogus'")]
+    [InlineData(false, new[] { "demo", "--bogus" }, "--bogus")]
+    [InlineData(false, new[] { "demo", "--keys", "many" }, "--keys")]
+    [InlineData(false, new[] { "chaos" }, "unknown command 'chaos'")]
+    [InlineData(true, new[] { "chaos", "--minutes" }, "--minutes")]
+    [InlineData(true, new[] { "bench", "--bogus" }, "--bogus")]
+    [InlineData(true, new string[0], "a command is required")]
+    [InlineData(true, new[] { "run" }, "'run'")]
+    public async Task A_bad_command_line_exits_with_code_2_and_names_what_is_wrong(bool tool, string[] arguments, string named)
     {
-        await using var process = SiloProcess.Start(new Dictionary<string, string>(), arguments);
+        await using var process = tool ? SiloProcess.StartTool(new Dictionary<string, string>(), arguments) : SiloProcess.Start(new Dictionary<string, string>(), arguments);
 
         Assert.True(await process.WaitForExitAsync(TimeSpan.FromSeconds(30)), $"'{string.Join(' ', arguments)}' did not exit:\n{process.Output}");
         Assert.Equal(2, process.ExitCode);
         Assert.Contains(process.Errors, line => line.Contains(named, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_silo_demo_on_postgres_without_a_connection_string_exits_1_and_points_at_the_tools()
+    {
+        await using var process = SiloProcess.Start(new Dictionary<string, string>(), "demo", "--postgres", "--seconds", "1");
+
+        Assert.True(await process.WaitForExitAsync(TimeSpan.FromSeconds(30)), process.Output);
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains(process.Errors, line => line.Contains("Pipeline:ConnectionString", StringComparison.Ordinal) && line.Contains("Orleans.Pipeline.Tools", StringComparison.Ordinal));
     }
 
     private static TcpListener Hold(out int port)

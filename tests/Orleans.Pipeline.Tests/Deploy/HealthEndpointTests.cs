@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Testing;
 using Orleans.Pipeline.Tests.PostgreSql;
 
 namespace Orleans.Pipeline.Tests.Deploy;

@@ -13,7 +13,7 @@ public sealed class RehearsalTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task The_dev_overlay_rehearsed_with_processes_scales_and_restarts_without_losing_or_doubling_a_window()
     {
-        await using var rehearsal = SiloProcess.Start(new Dictionary<string, string>(),
+        await using var rehearsal = SiloProcess.StartTool(new Dictionary<string, string>(),
             "rehearse", "--overlay", Kustomize("dev"), "--minutes", "1", "--keys", "200", "--rate", "1000", "--drain-delay", "00:00:02");
         Assert.True(await rehearsal.WaitForExitAsync(TimeSpan.FromMinutes(6)), $"the rehearsal did not finish in 6 minutes:\n{rehearsal.Output}");
         output.WriteLine(rehearsal.Output);

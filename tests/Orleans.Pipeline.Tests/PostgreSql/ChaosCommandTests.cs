@@ -30,7 +30,7 @@ public sealed class ChaosCommandTests(Xunit.Abstractions.ITestOutputHelper outpu
 
     private async Task<(int ExitCode, string Output)> RunAsync(params string[] arguments)
     {
-        await using var chaos = SiloProcess.Start(new Dictionary<string, string>(), arguments);
+        await using var chaos = SiloProcess.StartTool(new Dictionary<string, string>(), arguments);
         Assert.True(await chaos.WaitForExitAsync(TimeSpan.FromMinutes(6)), $"chaos did not finish in 6 minutes:\n{chaos.Output}");
         output.WriteLine(chaos.Output);
         return (chaos.ExitCode, chaos.Output);

@@ -1,4 +1,5 @@
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 

@@ -6,7 +6,7 @@ using System.Net.Sockets;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 
-/// <summary>The silo executable (<c>silo/</c>) run as a separate process, its output captured line by line.</summary>
+/// <summary>The silo executable (<c>silo/</c>) or the tools run as a separate process, its output captured line by line.</summary>
 public sealed class SiloProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -36,19 +36,26 @@ public sealed class SiloProcess : IAsyncDisposable
     public string HealthUrl { get; }
 
     /// <summary>The built silo assembly beside this test assembly's configuration (the test project builds it first).</summary>
-    public static string Executable
+    public static string Executable => Built(Path.Combine("silo", "bin"), "orleans-pipeline-silo.dll");
+
+    /// <summary>The built tools (bench, chaos, rehearse, the demo on a throwaway server): <c>tests/Orleans.Pipeline.Tools</c>.</summary>
+    public static string Tools => Built(Path.Combine("tests", "Orleans.Pipeline.Tools", "bin"), "orleans-pipeline-tools.dll");
+
+    private static string Built(string bin, string assembly)
     {
-        get
-        {
-            var directory = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            var configuration = directory.Parent!.Name; // …/bin/<configuration>/<tfm>
-            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Orleans.Pipeline.sln"))) directory = directory.Parent;
-            var path = Path.Combine(directory!.FullName, "silo", "bin", configuration, "net10.0", "orleans-pipeline-silo.dll");
-            return File.Exists(path) ? path : throw new FileNotFoundException($"the silo is not built at {path}");
-        }
+        var directory = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var configuration = directory.Parent!.Name; // …/bin/<configuration>/<tfm>
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Orleans.Pipeline.sln"))) directory = directory.Parent;
+        var path = Path.Combine(directory!.FullName, bin, configuration, "net10.0", assembly);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{assembly} is not built at {path}");
     }
 
-    public static SiloProcess Start(IReadOnlyDictionary<string, string> environment, params string[] arguments)
+    /// <summary>A tool command (<see cref="Tools"/>) as a separate process.</summary>
+    public static SiloProcess StartTool(IReadOnlyDictionary<string, string> environment, params string[] arguments) => Start(Tools, environment, arguments);
+
+    public static SiloProcess Start(IReadOnlyDictionary<string, string> environment, params string[] arguments) => Start(Executable, environment, arguments);
+
+    private static SiloProcess Start(string assembly, IReadOnlyDictionary<string, string> environment, string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -57,7 +64,7 @@ public sealed class SiloProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = Directory.CreateTempSubdirectory("orleans-pipeline-silo-").FullName,
         };
-        start.ArgumentList.Add(Executable);
+        start.ArgumentList.Add(assembly);
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         // Every silo process serves health; on its own port, so that processes side by side do not collide.

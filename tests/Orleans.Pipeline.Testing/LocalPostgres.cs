@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Npgsql;
 
-namespace Orleans.Pipeline.PostgreSql;
+namespace Orleans.Pipeline.Testing;
 
 /// <summary>
 /// A throwaway PostgreSQL server for tests and demos: <c>initdb</c> into a temporary directory, started with

@@ -7,11 +7,13 @@ using k8s.Models;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
+using Orleans.Pipeline.CommandLine;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Testing;
 using Orleans.Runtime;
 
-namespace Orleans.Pipeline.Silo;
+namespace Orleans.Pipeline.Tools;
 
 internal sealed record RehearseOptions(string Overlay, double Minutes, int Keys, int Rate, int Seed, TimeSpan? DrainDelay)
 {
@@ -110,16 +112,16 @@ internal static class Rehearse
             if (options.DrainDelay is { } drain) environment["Pipeline__Health__DrainDelay"] = drain.ToString("c", CultureInfo.InvariantCulture);
             // The rehearsal's own pipeline beside the ConfigMap's: the chaos command's, so that its check applies.
             foreach (var (key, value) in Chaos.PipelineEnvironment()) environment[key] = value;
-            return new Pod(name, ip, silo, new Chaos.ChildProcess([.. silo.Args], environment) { Name = name, Isolated = true });
+            return new Pod(name, ip, silo, new ChildProcess(Executables.Silo, [.. silo.Args], environment) { Name = name, Isolated = true });
         }
 
         var events = (int)(options.Rate * options.Minutes * 60);
         using var proxy = new ServiceProxy(() => pods.Where(p => p.Ready).Select(p => new IPEndPoint(IPAddress.Parse(p.Ip), grpcPort)).ToList());
-        Chaos.ChildProcess? producer = null;
+        ChildProcess? producer = null;
         try
         {
             // The migration Job, then the Deployment's three pods.
-            var migrate = new Chaos.ChildProcess([.. job.Args], Environment(job, deployment, "migrate", "127.0.0.9", secrets, mounts)) { Name = "migrate", Isolated = true };
+            var migrate = new ChildProcess(Executables.Silo, [.. job.Args], Environment(job, deployment, "migrate", "127.0.0.9", secrets, mounts)) { Name = "migrate", Isolated = true };
             migrate.Start();
             if (!await migrate.WaitForExitAsync(TimeSpan.FromMinutes(2)) || migrate.ExitCode != 0)
                 throw new InvalidOperationException($"the migration Job failed (exit {migrate.ExitCode}):\n{migrate.Output}");
@@ -152,7 +154,7 @@ internal static class Rehearse
             await ScaleUpAsync(3, "deploy");
             await using var observer = await Observer.ConnectAsync(database, deployment.Spec.Template.Metadata.Labels);
             var progress = Path.Combine(work, "producer.progress");
-            producer = new Chaos.ChildProcess(["chaos-produce", $"http://127.0.0.1:{proxy.Port}", (options.Seed + 1).ToString(CultureInfo.InvariantCulture), options.Keys.ToString(CultureInfo.InvariantCulture),
+            producer = new ChildProcess(Executables.Tools, ["chaos-produce", $"http://127.0.0.1:{proxy.Port}", (options.Seed + 1).ToString(CultureInfo.InvariantCulture), options.Keys.ToString(CultureInfo.InvariantCulture),
                 events.ToString(CultureInfo.InvariantCulture), options.Rate.ToString(CultureInfo.InvariantCulture), progress, "keep"], new Dictionary<string, string>()) { Name = "producer" };
             producer.Start();
             status = LiveStatus.Start("rehearse", () =>
@@ -321,7 +323,7 @@ internal static class Rehearse
     }
 
     /// <summary>A pod: the silo process, and a prober polling its probes as the kubelet does.</summary>
-    private sealed class Pod(string name, string ip, V1Container container, Chaos.ChildProcess process)
+    private sealed class Pod(string name, string ip, V1Container container, ChildProcess process)
     {
         private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(3) };
         private readonly CancellationTokenSource _stop = new();

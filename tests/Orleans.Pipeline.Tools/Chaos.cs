@@ -7,13 +7,15 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
 using Orleans.Pipeline.Client;
+using Orleans.Pipeline.CommandLine;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Testing;
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Aggregation;
 using V1 = Orleans.Pipeline.Gateway.V1;
 
-namespace Orleans.Pipeline.Silo;
+namespace Orleans.Pipeline.Tools;
 
 internal sealed record ChaosOptions(double Minutes, int Seed, int Keys, int Silos, int Rate, bool BreakDedupe = false)
 {
@@ -132,7 +134,7 @@ internal static class Chaos
             var gatewayEvents = Workload("gw", options.Seed + 1, options.Keys, perProducer);
             var progress = Path.Combine(work, "producer.progress");
             var urls = string.Join(',', silos.Select(s => s.Environment["Pipeline__Gateway__Url"]));
-            ChildProcess Producer() => new(["chaos-produce", urls, (options.Seed + 1).ToString(CultureInfo.InvariantCulture), options.Keys.ToString(CultureInfo.InvariantCulture),
+            ChildProcess Producer() => new(Executables.Tools, ["chaos-produce", urls, (options.Seed + 1).ToString(CultureInfo.InvariantCulture), options.Keys.ToString(CultureInfo.InvariantCulture),
                 perProducer.ToString(CultureInfo.InvariantCulture), options.Rate.ToString(CultureInfo.InvariantCulture), progress, options.BreakDedupe ? "break" : "keep"], new Dictionary<string, string>());
             var producer = Producer();
             producer.Start();
@@ -345,7 +347,7 @@ internal static class Chaos
         };
         foreach (var (name, value) in PipelineEnvironment()) environment[name] = value;
 
-        return new ChildProcess(["run"], environment) { Name = index.ToString(CultureInfo.InvariantCulture) };
+        return new ChildProcess(Executables.Silo, ["run"], environment) { Name = index.ToString(CultureInfo.InvariantCulture) };
     }
 
     /// <summary>Which of <paramref name="keys"/> have their grain on <paramref name="silo"/> right now.</summary>
@@ -555,105 +557,5 @@ internal static class Chaos
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
         return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>A child process of this executable, its output kept; restartable.</summary>
-    internal sealed class ChildProcess(string[] arguments, Dictionary<string, string> environment)
-    {
-        private readonly StringBuilder _output = new();
-        private Process? _process;
-
-        public string Name { get; init; } = "producer";
-
-        public Dictionary<string, string> Environment { get; } = environment;
-
-        /// <summary>Whether the process gets only <see cref="Environment"/> of the pipeline's settings, none of this process's (a pod's environment is its manifest's).</summary>
-        public bool Isolated { get; init; }
-
-        public bool HasExited => _process?.HasExited ?? true;
-
-        public int ExitCode => _process?.ExitCode ?? -1;
-
-        public string Output
-        {
-            get { lock (_output) return _output.ToString(); }
-        }
-
-        public void Start()
-        {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            start.ArgumentList.Add(typeof(Chaos).Assembly.Location);
-            foreach (var argument in arguments) start.ArgumentList.Add(argument);
-            if (Isolated)
-            {
-                foreach (var inherited in start.Environment.Keys.Where(k => k.StartsWith("Pipeline__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("Orleans__", StringComparison.OrdinalIgnoreCase)
-                    || k.StartsWith("ConnectionStrings__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("POD_", StringComparison.Ordinal) || k.StartsWith("ORLEANS_", StringComparison.Ordinal)).ToList())
-                    start.Environment.Remove(inherited);
-            }
-
-            foreach (var (name, value) in Environment) start.Environment[name] = value;
-            lock (_output) _output.Clear();
-            _process = Process.Start(start) ?? throw new InvalidOperationException("could not start a child process");
-            _process.OutputDataReceived += (_, e) => Append(e.Data);
-            _process.ErrorDataReceived += (_, e) => Append(e.Data);
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is null) return;
-            lock (_output) _output.AppendLine(line);
-        }
-
-        public async Task WaitForAsync(string text, TimeSpan timeout)
-        {
-            var clock = Stopwatch.StartNew();
-            while (!Output.Contains(text, StringComparison.Ordinal))
-            {
-                if (HasExited || clock.Elapsed > timeout)
-                    throw new InvalidOperationException($"process {Name} did not print '{text}' (exited: {HasExited}):\n{Output}");
-                await Task.Delay(100);
-            }
-        }
-
-        public void Kill()
-        {
-            if (_process is { HasExited: false } process)
-            {
-                process.Kill(entireProcessTree: true);
-                process.WaitForExit();
-            }
-        }
-
-        /// <summary>SIGTERM, without waiting.</summary>
-        public void Terminate()
-        {
-            if (_process is not { HasExited: false } process) return;
-            using var signal = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
-            signal?.WaitForExit();
-        }
-
-        public async Task StopGracefullyAsync(TimeSpan timeout)
-        {
-            if (_process is not { HasExited: false } process) return;
-            using (var signal = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])) await signal.WaitForExitAsync();
-            if (!await WaitForExitAsync(timeout)) Kill();
-        }
-
-        public async Task<bool> WaitForExitAsync(TimeSpan timeout)
-        {
-            if (_process is null) return true;
-            using var cancel = new CancellationTokenSource(timeout);
-            try
-            {
-                await _process.WaitForExitAsync(cancel.Token);
-                return true;
-            }
-            catch (OperationCanceledException)
-            {
-                return false;
-            }
-        }
     }
 }

@@ -8,13 +8,15 @@ using Microsoft.Extensions.Logging;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Orleans.Pipeline.Client;
+using Orleans.Pipeline.CommandLine;
 using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Testing;
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Aggregation;
 
-namespace Orleans.Pipeline.Silo;
+namespace Orleans.Pipeline.Tools;
 
 /// <summary>Options of <c>bench</c>.</summary>
 internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick)
@@ -443,7 +445,7 @@ internal static class Bench
     private static async Task<TimeSpan> PublishFromAnotherProcessAsync(string url, int keys, int events)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(typeof(Bench).Assembly.Location);
+        start.ArgumentList.Add(Executables.Tools);
         foreach (var argument in new[] { "bench-publish", url, keys.ToString(CultureInfo.InvariantCulture), events.ToString(CultureInfo.InvariantCulture) })
             start.ArgumentList.Add(argument);
         using var publisher = Process.Start(start) ?? throw new InvalidOperationException("could not start the gateway publisher");
