@@ -36,20 +36,8 @@ public static class PipelineClientConnection
         }
 
         options.ConnectionString ??= configuration.GetConnectionString("Pipeline");
-        var problems = options.Validate().ToList();
-        if (problems.Count == 0 && options.Mode == PipelineMode.PostgreSql)
-        {
-            try
-            {
-                PostgresConnections.Tune(options.ConnectionString!);
-            }
-            catch (ArgumentException e)
-            {
-                problems.Add(e.Message);
-            }
-        }
-
-        if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems));
+        var result = new PipelineClusterOptionsValidator().Validate(null, options);
+        if (result.Failed) throw new ArgumentException(string.Join("; ", result.Failures));
         return options;
     }
 }

@@ -80,10 +80,8 @@ public static class PipelineHostingExtensions
     {
         var options = new PipelineSiloOptions();
         configure(options);
+        PipelineSiloOptionsValidator.ThrowIfInvalid(options);
         var cluster = options.Cluster;
-        var problems = cluster.Validate().ToList();
-        if (options.RecentResults < 1) problems.Add("Pipeline:RecentResults must be at least 1");
-        if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems));
         var catalog = new PipelineCatalog(options.Pipelines, options.Registry);
 
         silo.Services.AddSingleton(catalog);

@@ -168,7 +168,8 @@ internal static class Chaos
 
             // The faults, spread over the run, in a seeded order.
             var random = new Random(options.Seed);
-            string[] plan = ["kill", "stop", "producer", "kill", "postgres", "add", "kill"];
+            // With --break-dedupe only the producer's restart matters (it resends under a new id): the other faults are left out.
+            string[] plan = options.BreakDedupe ? ["producer"] : ["kill", "stop", "producer", "kill", "postgres", "add", "kill"];
             var planned = Math.Max(plan.Length, (int)(duration.TotalSeconds / 10));
             var step = duration / (planned + 1);
             // The planned faults always happen; random ones only within the duration (a restart takes a few seconds of its own).
