@@ -46,10 +46,18 @@ public sealed class PipelineGatewayClient(GrpcChannel channel, PipelineGatewayCl
     /// it); returns once the gateway has stored them all. Events that all carry the same fields travel in columns
     /// (<c>EventColumns</c>: no message or map per event), others one message each.
     /// </summary>
-    public async Task<V1.PublishResponse> PublishAsync(string pipeline, IEnumerable<GatewayEvent> events, CancellationToken cancellationToken = default)
+    public Task<V1.PublishResponse> PublishAsync(string pipeline, IEnumerable<GatewayEvent> events, CancellationToken cancellationToken = default) =>
+        PublishAsync(pipeline, events, waitApplied: false, cancellationToken);
+
+    /// <summary>
+    /// Publishes events as <see cref="PublishAsync(string, IEnumerable{GatewayEvent}, CancellationToken)"/> does; with
+    /// <paramref name="waitApplied"/>, returns only once every event is applied to its key's windows, so that a query
+    /// right after sees them (read your writes).
+    /// </summary>
+    public async Task<V1.PublishResponse> PublishAsync(string pipeline, IEnumerable<GatewayEvent> events, bool waitApplied, CancellationToken cancellationToken = default)
     {
         var list = events as IReadOnlyList<GatewayEvent> ?? events.ToList();
-        var request = new V1.PublishRequest { Pipeline = pipeline, RequestId = Guid.NewGuid().ToString("N") };
+        var request = new V1.PublishRequest { Pipeline = pipeline, RequestId = Guid.NewGuid().ToString("N"), WaitApplied = waitApplied };
         if (Columns(list) is { } columns)
         {
             request.Columns = columns;

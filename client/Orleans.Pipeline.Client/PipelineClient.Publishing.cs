@@ -117,6 +117,27 @@ public sealed partial class PipelineClient
     }
 
     /// <summary>
+    /// Waits until the partitions of <paramref name="keys"/> have applied everything this client had stored for them
+    /// when called (so, after a <see cref="PublishAndWaitAsync"/> of those keys' events: until their keys hold them; a
+    /// query then sees them). Partitions this client never sent to have nothing to wait for.
+    /// </summary>
+    public async Task WaitUntilAppliedAsync(string pipeline, IEnumerable<string> keys, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var definition = await FindAsync(pipeline);
+        var waits = new List<Task>();
+        foreach (var partition in keys.Select(k => PipelineNames.PartitionOf(k, definition.Partitions)).Distinct())
+        {
+            var sender = SenderFor(definition, partition);
+            long last;
+            lock (sender.Buffer) last = sender.Buffer.LastSequence;
+            if (last > 0) waits.Add(sender.WaitForAppliedAsync(last));
+        }
+
+        await Task.WhenAll(waits).WaitAsync(cancellationToken);
+    }
+
+    /// <summary>
     /// Adds validated events (<see cref="ValidateAsync"/>) to their partitions' buffers, which fill up with other
     /// callers' events and go out when full or after the linger (so that many small requests still make few large
     /// items), and returns a task that completes when every one of these events is stored. Such items are never given

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Client;
@@ -376,6 +377,7 @@ internal sealed partial class GatewayService(
             }
         }
 
+        var started = Stopwatch.GetTimestamp();
         try
         {
             await publish.WaitAsync(options.PublishTimeout, context.CancellationToken);
@@ -386,6 +388,22 @@ internal sealed partial class GatewayService(
             throw new RpcException(new Status(StatusCode.Unavailable,
                 $"the events were accepted but not yet stored within {options.PublishTimeout.TotalSeconds:0.#} s (the cluster is slow or unreachable); the gateway keeps delivering them. " +
                 (id is null ? "Retrying without a request_id may publish them twice." : "Retry with the same request_id to wait for them: nothing is published twice.")));
+        }
+
+        if (request.WaitApplied)
+        {
+            var keys = request.Columns is { } sent ? (IEnumerable<string>)sent.Keys : request.Events.Select(e => e.Key);
+            var left = options.PublishTimeout - Stopwatch.GetElapsedTime(started);
+            try
+            {
+                await client.WaitUntilAppliedAsync(pipeline.Name, keys, context.CancellationToken).WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, context.CancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable,
+                    $"the events were stored but not yet applied within {options.PublishTimeout.TotalSeconds:0.#} s (the keys are behind); they will be applied. " +
+                    (id is null ? "Do not publish them again: query later." : "Retry with the same request_id to wait again: nothing is published twice.")));
+            }
         }
 
         return new V1.PublishResponse { RequestId = request.RequestId, Accepted = count };

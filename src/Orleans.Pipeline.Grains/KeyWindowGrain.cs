@@ -31,6 +31,7 @@ internal sealed partial class KeyWindowGrain(
     IResultSink sink,
     LiveResults live,
     PipelineLatencies latencies,
+    PartitionLags lags,
     [FromKeyedServices(PipelineTime.Key)] TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IRemindable
@@ -48,6 +49,7 @@ internal sealed partial class KeyWindowGrain(
     private long _version;
     private string _pipeline = "";
     private string _key = "";
+    private int _partition;
     private PipelineDefinition? _definition;
     private WindowEngine? _engine;
     private IGrainTimer? _timer;
@@ -73,6 +75,8 @@ internal sealed partial class KeyWindowGrain(
             return;
         }
 
+        _partition = PipelineNames.PartitionOf(_key, _definition.Partitions);
+
         if (await store.ReadAsync(_pipeline, _key, cancellationToken) is { } stored)
         {
             _state = serializer.Deserialize(stored.Payload) ?? new KeyGrainState();
@@ -83,7 +87,7 @@ internal sealed partial class KeyWindowGrain(
         _state.Engine = _engine.State;
         // The stored arrival time is another silo's clock (or this one's before a restart): a skewed clock must not
         // make the idle timeout close windows at once, and events then late.
-        _engine.RestartClock(time.GetUtcNow().ToUnixTimeMilliseconds());
+        _engine.RestartClock(Clock());
         _row = new double[_engine.Fields.Count];
         // Write-behind counts from activation: a key's first step does not store a state the store already has (or,
         // for a new key, one event's worth). The first handover comes within an interval, at a random point of it, so
@@ -212,6 +216,9 @@ internal sealed partial class KeyWindowGrain(
         var width = slice.FieldNames.Length;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var eventTime = _definition!.Windowing.TimeMode == TimeMode.EventTime;
+        lags.Record(_pipeline, _partition, _definition.Partitions, slice.SentAtMs, now);
+        // Event time: arrivals on the idle clock (see Clock); processing time: the events' own time is now.
+        var arrival = eventTime ? Clock(now) : now;
         for (var i = 0; i < slice.Times.Length; i++)
         {
             for (var f = 0; f < _row.Length; f++)
@@ -235,7 +242,7 @@ internal sealed partial class KeyWindowGrain(
                 continue;
             }
 
-            if (engine.Process(slice.Times[i], _row, now, _output) != EventOutcome.Late)
+            if (engine.Process(slice.Times[i], _row, arrival, _output) != EventOutcome.Late)
             {
                 _appliedInStep++;
             }
@@ -297,11 +304,26 @@ internal sealed partial class KeyWindowGrain(
         }
     }
 
+    private long Clock() => Clock(time.GetUtcNow().ToUnixTimeMilliseconds());
+
+    /// <summary>
+    /// The processing time this key's engine runs on. With an idle timeout in event time: now held back by the key's
+    /// partition's queueing delay (<see cref="PartitionLags"/>, at most ten timeouts), so that events still waiting in
+    /// the queue under overload do not count as idleness; otherwise now.
+    /// </summary>
+    private long Clock(long now)
+    {
+        var windowing = _definition!.Windowing;
+        return windowing.TimeMode == TimeMode.EventTime && windowing.IdleTimeoutMs is { } idle
+            ? lags.IdleClock(_pipeline, _partition, now, idle * 10)
+            : now;
+    }
+
     private async Task OnTimerAsync(CancellationToken cancellationToken)
     {
         if (_engine is null) return;
         ClearStep();
-        _engine.Advance(time.GetUtcNow().ToUnixTimeMilliseconds(), _output);
+        _engine.Advance(Clock(), _output);
         if (_output.Count > 0) await CommitAsync(publish: true);
         else await UpdateTimersAsync();
     }

@@ -57,9 +57,11 @@ public sealed class GatewayTests
 
         // A key outside the filter: its results must not arrive.
         await client.PublishAsync("tumbling", [new("other", 1, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 }), new("other", 500, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
-        foreach (var chunk in events.Chunk(13)) await client.PublishAsync("tumbling", chunk.Select(e => ToGatewayEvent("trace", e)));
+        foreach (var chunk in events.Chunk(13)) await client.PublishAsync("tumbling", chunk.Select(e => ToGatewayEvent("trace", e)), waitApplied: true);
 
-        var queried = await AppliedOrLateAsync(client, "trace", events.Count);
+        // Published waiting for each request to be applied: the query right after holds all of them.
+        var queried = await client.QueryAsync("tumbling", "trace");
+        Assert.Equal(events.Count, queried.AppliedEvents + queried.LateEvents);
         Assert.Equal(late, queried.LateEvents);
         string? difference = null;
         await WaitUntilAsync(() => Task.FromResult((difference = Difference(Fold(received, "trace"), expected)) is null), $"subscribed results equal the reference ({difference})");
@@ -81,9 +83,9 @@ public sealed class GatewayTests
         Assert.Equal("https", host.Address!.Scheme);
         using var client = host.NewClient();
 
-        await client.PublishAsync("tumbling", [new GatewayEvent("tls", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
+        await client.PublishAsync("tumbling", [new GatewayEvent("tls", 5, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })], waitApplied: true);
 
-        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "tls")).AppliedEvents == 1, "the event published over TLS applied");
+        Assert.Equal(1, (await client.QueryAsync("tumbling", "tls")).AppliedEvents);
         using var plain = new HttpClient();
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => plain.GetAsync(new Uri($"http://127.0.0.1:{host.Address.Port}/v1/pipelines")));
     }
@@ -118,16 +120,14 @@ public sealed class GatewayTests
         var columns = await http.PostAsJsonAsync("/v1/pipelines/tumbling/events", new
         {
             columns = new { keys = new[] { "json", "json" }, timeMs = new[] { 5, 6 }, fields = new[] { new { name = "a", values = new[] { 3.0, 4.0 } }, new { name = "b", values = new[] { 1.0, 1.0 } } } },
+            waitApplied = true,
         });
         Assert.Equal(System.Net.HttpStatusCode.OK, columns.StatusCode);
         Assert.Equal(2, (await columns.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accepted").GetInt32());
 
-        JsonElement windows = default;
-        await WaitUntilAsync(async () =>
-        {
-            windows = await http.GetFromJsonAsync<JsonElement>("/v1/pipelines/tumbling/keys/json");
-            return windows.TryGetProperty("appliedEvents", out var applied) && applied.GetRawText().Trim('"') == "4";
-        }, "four events applied");
+        // Answered once applied (waitApplied): the query right after sees all four events.
+        var windows = await http.GetFromJsonAsync<JsonElement>("/v1/pipelines/tumbling/keys/json");
+        Assert.Equal("4", windows.GetProperty("appliedEvents").GetRawText().Trim('"'));
         var open = Assert.Single(windows.GetProperty("open").EnumerateArray());
         Assert.Equal(11.0, open.GetProperty("values").GetProperty("sum_a").GetDouble());
 
@@ -175,8 +175,7 @@ public sealed class GatewayTests
 
         // A last valid event: once it is applied, everything sent before it on this key is too. Only the two valid
         // single-event requests count; no event of a refused request was published.
-        await client.PublishAsync("tumbling", [new GatewayEvent("k", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })]);
-        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "k")).AppliedEvents >= 2, "the last event applied");
+        await client.PublishAsync("tumbling", [new GatewayEvent("k", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 2 })], waitApplied: true);
         Assert.Equal(2, (await client.QueryAsync("tumbling", "k")).AppliedEvents);
     }
 
@@ -201,7 +200,7 @@ public sealed class GatewayTests
         Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => wrong.QueryAsync("tumbling", "k"))).StatusCode);
 
         using var producer = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "producer-key" });
-        await producer.PublishAsync("tumbling", one);
+        await producer.PublishAsync("tumbling", one, waitApplied: true);
         var otherPipeline = await Assert.ThrowsAsync<RpcException>(() => producer.PublishAsync("session", one));
         Assert.Equal(StatusCode.PermissionDenied, otherPipeline.StatusCode);
         Assert.Contains("API key 'producer' may not publish to pipeline 'session'", otherPipeline.Status.Detail, StringComparison.Ordinal);
@@ -210,7 +209,7 @@ public sealed class GatewayTests
 
         using var analyst = host.NewClient(new PipelineGatewayClientOptions { ApiKey = "analyst-key" });
         Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => analyst.PublishAsync("tumbling", one))).StatusCode);
-        await WaitUntilAsync(async () => (await analyst.QueryAsync("tumbling", "k")).AppliedEvents == 1, "the producer's event readable by the analyst");
+        Assert.Equal(1, (await analyst.QueryAsync("tumbling", "k")).AppliedEvents); // the producer's event, readable by the analyst
 
         // Bearer works as well as x-api-key.
         var grpc = new V1.PipelineGateway.PipelineGatewayClient(host.Channel);
@@ -475,8 +474,7 @@ public sealed class GatewayTests
 
         // A later event of the same key: once it is applied, so is everything sent before it.
         using var client = host.NewClient();
-        await client.PublishAsync("tumbling", [new GatewayEvent("retry", 6, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
-        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "retry")).AppliedEvents >= 2, "the later event applied");
+        await client.PublishAsync("tumbling", [new GatewayEvent("retry", 6, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })], waitApplied: true);
         Assert.Equal(2, (await client.QueryAsync("tumbling", "retry")).AppliedEvents);
     }
 
@@ -497,8 +495,7 @@ public sealed class GatewayTests
         Assert.Equal(1, (await grpc.PublishAsync(reordered)).Accepted);
 
         using var client = host.NewClient();
-        await client.PublishAsync("tumbling", [new GatewayEvent("reuse", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })]);
-        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "reuse")).AppliedEvents >= 2, "the later event applied");
+        await client.PublishAsync("tumbling", [new GatewayEvent("reuse", 7, new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 })], waitApplied: true);
         var windows = await client.QueryAsync("tumbling", "reuse");
         Assert.Equal(2, windows.AppliedEvents);
     }
