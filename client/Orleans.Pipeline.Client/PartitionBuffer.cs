@@ -129,7 +129,7 @@ internal sealed class PartitionBuffer(string pipeline, int partition, string[] f
     /// 1, 2, 3, … in the order they are cut, each number is used once, and a retry resends the same item (the sender
     /// never cuts again to retry), so the partition can apply each (producer, sequence) once and in order.
     /// </summary>
-    public (PartitionBatch Batch, TaskCompletionSource? Waiters) Cut(Guid producer, long nowMs, long openFrom)
+    public (PartitionBatch Batch, TaskCompletionSource? Waiters) Cut(Guid producer, long nowMs, long openFrom, long publishedAtMs = 0)
     {
         var eventRequests = _eventRequests is null ? null : new int[_eventRequests.Count];
         var width = fields.Length;
@@ -154,7 +154,7 @@ internal sealed class PartitionBuffer(string pipeline, int partition, string[] f
         }
 
         var batch = new PartitionBatch(Partition, producer, ++LastSequence, fields, [.. _keys], ends, times, values, nowMs,
-            _requests is null ? null : [.. _requests], eventRequests, openFrom);
+            _requests is null ? null : [.. _requests], eventRequests, openFrom, PublishedAtMs: publishedAtMs);
         var waiters = _waiters;
         Clear();
         return (batch, waiters);

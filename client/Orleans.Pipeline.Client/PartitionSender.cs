@@ -126,7 +126,8 @@ internal sealed class PartitionSender
                 if (wait <= TimeSpan.Zero)
                 {
                     publishers = buffer.TakePublishers();
-                    (batch, waiters) = buffer.Cut(producer.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), producer.OpenFrom());
+                    var nowMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+                    (batch, waiters) = buffer.Cut(producer.Id, nowMs, producer.OpenFrom(), nowMs - (long)time.GetElapsedTime(buffer.FirstAddedAt).TotalMilliseconds);
                 }
             }
 

@@ -26,6 +26,10 @@ namespace Orleans.Pipeline;
 /// The producer's oldest tag that may still be published again (0: none tagged); the partition forgets this
 /// producer's applied tags below it.
 /// </param>
+/// <param name="PublishedAtMs">
+/// When the item's oldest event was handed to the producer (processing time; 0: unknown): with
+/// <see cref="SentAtMs"/>, how long its events waited in the producer's buffer. Keys measure idleness against it.
+/// </param>
 [GenerateSerializer, Immutable, Alias("pipeline.partition-batch")]
 public sealed record PartitionBatch(
     [property: Id(0)] int Partition,
@@ -40,7 +44,8 @@ public sealed record PartitionBatch(
     [property: Id(9)] RequestTag[]? Requests = null,
     [property: Id(10)] int[]? EventRequests = null,
     [property: Id(11)] long OpenFrom = 0,
-    [property: Id(12)] string? TraceParent = null)
+    [property: Id(12)] string? TraceParent = null,
+    [property: Id(13)] long PublishedAtMs = 0)
 {
     /// <summary>Number of events in the item.</summary>
     public int Count => Times.Length;
@@ -101,7 +106,8 @@ public sealed record KeySlice(
     [property: Id(6)] long[] Times,
     [property: Id(7)] double[] Values,
     [property: Id(8)] long SentAtMs,
-    [property: Id(9)] string? TraceParent = null)
+    [property: Id(9)] string? TraceParent = null,
+    [property: Id(10)] long PublishedAtMs = 0)
 {
     /// <summary>Number of events in the slice.</summary>
     public int Count => Times.Length;

@@ -216,9 +216,13 @@ internal sealed partial class KeyWindowGrain(
         var width = slice.FieldNames.Length;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var eventTime = _definition!.Windowing.TimeMode == TimeMode.EventTime;
-        lags.Record(_pipeline, _partition, _definition.Partitions, slice.SentAtMs, now);
-        // Event time: arrivals on the idle clock (see Clock); processing time: the events' own time is now.
-        var arrival = eventTime ? Clock(now) : now;
+        // The partition's clock counts from when its latest item's oldest event was published (under backpressure
+        // events wait in the producer's buffer too): no later than any event still to come was published.
+        lags.Record(_pipeline, _partition, _definition.Partitions, slice.PublishedAtMs > 0 ? slice.PublishedAtMs : slice.SentAtMs, now);
+        // Event time: the key's arrival on the same clock, from when the item was cut: no earlier than these events
+        // were published. Between the two bounds the idle time a key measures is never more than the time that truly
+        // passed between its events' publishing, however long an item collects or waits. Processing time: now.
+        var arrival = eventTime ? Arrival(now, slice.SentAtMs) : now;
         for (var i = 0; i < slice.Times.Length; i++)
         {
             for (var f = 0; f < _row.Length; f++)
@@ -304,19 +308,33 @@ internal sealed partial class KeyWindowGrain(
         }
     }
 
+    /// <summary>
+    /// How far queueing may hold a key's idle clock back at most: past it, a backlog (or a producer whose clock runs
+    /// that far behind) no longer delays idle timeouts.
+    /// </summary>
+    internal const long MaxIdleHoldMs = 5 * 60_000;
+
     private long Clock() => Clock(time.GetUtcNow().ToUnixTimeMilliseconds());
 
     /// <summary>
     /// The processing time this key's engine runs on. With an idle timeout in event time: now held back by the key's
-    /// partition's queueing delay (<see cref="PartitionLags"/>, at most ten timeouts), so that events still waiting in
+    /// partition's queueing delay (<see cref="PartitionLags"/>, at most <see cref="MaxIdleHoldMs"/>), so that events still waiting in
     /// the queue under overload do not count as idleness; otherwise now.
     /// </summary>
     private long Clock(long now)
     {
         var windowing = _definition!.Windowing;
-        return windowing.TimeMode == TimeMode.EventTime && windowing.IdleTimeoutMs is { } idle
-            ? lags.IdleClock(_pipeline, _partition, now, idle * 10)
+        return windowing.TimeMode == TimeMode.EventTime && windowing.IdleTimeoutMs is not null
+            ? lags.IdleClock(_pipeline, _partition, now, MaxIdleHoldMs)
             : now;
+    }
+
+    /// <summary>When a slice cut at <paramref name="sentAtMs"/> arrived, on the clock of <see cref="Clock(long)"/>.</summary>
+    private long Arrival(long now, long sentAtMs)
+    {
+        var windowing = _definition!.Windowing;
+        if (windowing.IdleTimeoutMs is null || sentAtMs <= 0) return Clock(now);
+        return now - Math.Min(Math.Max(0, now - sentAtMs), MaxIdleHoldMs);
     }
 
     private async Task OnTimerAsync(CancellationToken cancellationToken)

@@ -304,7 +304,7 @@ internal sealed partial class PartitionGrain(
         {
             var end = item.KeyEnds[k];
             var slice = new KeySlice(_partition, assigned.Delivery, item.ProducerId, item.Sequence, start, item.FieldNames,
-                item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs, activity?.Id);
+                item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs, activity?.Id, item.PublishedAtMs);
             calls[k] = keys.Get(_pipeline, item.Keys[k]).ApplyAsync(slice);
             start = end;
         }
