@@ -37,6 +37,41 @@ public sealed class LocalPostgres : IAsyncDisposable
     /// <summary>The directory holding the cluster's data and log.</summary>
     public string Root { get; }
 
+    /// <summary>
+    /// CPU time the server has used so far (Linux): the postmaster, the backends that ended (reaped by it) and those
+    /// still running. For per-core figures that count the database's work, not only the client's.
+    /// </summary>
+    public TimeSpan CpuTime()
+    {
+        var pidFile = Path.Combine(_dataDirectory, "postmaster.pid");
+        if (!OperatingSystem.IsLinux() || !File.Exists(pidFile)) return TimeSpan.Zero;
+        var postmaster = int.Parse(File.ReadLines(pidFile).First(), System.Globalization.CultureInfo.InvariantCulture);
+        long ticks = 0;
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), out var pid)) continue;
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(directory, "stat"));
+            }
+            catch (IOException)
+            {
+                continue; // ended meanwhile
+            }
+
+            // Fields after the command (which may hold spaces) start after its closing parenthesis: state ppid … utime(14) stime(15) cutime(16) cstime(17).
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var parent = int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
+            if (pid != postmaster && parent != postmaster) continue;
+            ticks += long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
+            if (pid == postmaster)
+                ticks += long.Parse(fields[13], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[14], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ
+    }
+
     /// <summary>The port the server listens on, on 127.0.0.1.</summary>
     public int Port { get; }
 

@@ -1,0 +1,193 @@
+using Orleans.Pipeline.Windowing.Aggregation;
+
+namespace Orleans.Pipeline.Windowing.Chaining;
+
+/// <summary>
+/// One upstream window's result as a downstream stage receives it: which key and window it is from, what it says
+/// (<see cref="ResultKind.Final"/> or <see cref="ResultKind.Update"/>: these values now; <see cref="ResultKind.Retraction"/>:
+/// that window no longer exists) and its values, named by the upstream's output names. Its event time is the last
+/// instant of its window, so a downstream window aligned with the upstream ones holds exactly the results of the
+/// upstream windows it covers.
+/// </summary>
+public sealed record Contribution(string SourceKey, long SourceStart, long SourceEnd, ResultKind Kind, double[] Values)
+{
+    /// <summary>The event time downstream: the source window's last millisecond.</summary>
+    public long EventTime => SourceEnd - 1;
+}
+
+/// <summary>
+/// The downstream stage of pipelines that feed pipelines, pure like <see cref="WindowEngine"/>: upstream results in,
+/// windows over them out. A window keeps the latest result of each upstream window it covers, keyed by source key and
+/// source window, and aggregates over those: an upstream update replaces that window's contribution, a retraction
+/// removes it, so a late event upstream changes the downstream result once and is never counted twice. Windows close
+/// on the upstream's word (<see cref="AdvanceWatermark"/>: when every upstream contribution to them has arrived or
+/// expired), not on the contributions' own times; after that, changes within the allowed lateness emit updates (or a
+/// retraction, when a window's last contribution is retracted), and contributions to windows past it are late.
+/// Tumbling and hopping windows; the aggregations read the upstream's output names as fields (a count without a field
+/// counts contributions).
+/// </summary>
+public sealed class ChainedStage
+{
+    private readonly WindowingDefinition _definition;
+    private readonly (Aggregator Aggregator, int Input, int Output)[] _aggregations;
+    private readonly int _outputCount;
+    private readonly int _maxSlots;
+    private readonly SortedDictionary<long, Window> _windows = [];
+
+    /// <param name="definition">The downstream windows and aggregations (tumbling or hopping, event time).</param>
+    /// <param name="inputNames">The upstream's output names: the fields the aggregations may read.</param>
+    /// <param name="registry">Aggregation functions (default: the built-in ones).</param>
+    /// <exception cref="ArgumentException">The definition cannot run as a downstream stage; every problem is named.</exception>
+    public ChainedStage(WindowingDefinition definition, IReadOnlyList<string> inputNames, AggregatorRegistry? registry = null)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(inputNames);
+        registry ??= AggregatorRegistry.Default;
+        var problems = definition.Validate(registry).ToList();
+        if (definition.Window.Kind == WindowKind.Session) problems.Add("a downstream stage has tumbling or hopping windows, not sessions");
+        if (definition.TimeMode != TimeMode.EventTime) problems.Add("a downstream stage runs in event time (its watermark comes from upstream)");
+        if (definition.IdleTimeoutMs is not null || definition.EarlyFiringIntervalMs is not null)
+            problems.Add("a downstream stage has no idle timeout or early firing of its own (its watermark comes from upstream)");
+        foreach (var a in definition.Aggregations.Where(a => a.Field is not null && !inputNames.Contains(a.Field, StringComparer.Ordinal)))
+            problems.Add($"aggregation '{a.OutputName}' reads '{a.Field}', which the upstream does not produce (it produces {string.Join(", ", inputNames)})");
+        if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems), nameof(definition));
+
+        _definition = definition;
+        var output = 0;
+        _aggregations = definition.Aggregations.Select(a =>
+        {
+            var aggregator = registry.Create(a);
+            var at = output;
+            output += aggregator.OutputCount;
+            return (aggregator, a.Field is null ? -1 : IndexOf(inputNames, a.Field), at);
+        }).ToArray();
+        _outputCount = output;
+        _maxSlots = Math.Max(1, _aggregations.Max(a => a.Aggregator.ScalarSlots));
+        OutputNames = definition.Aggregations.Zip(_aggregations).SelectMany(p => p.Second.Aggregator.OutputNames(p.First)).ToArray();
+    }
+
+    /// <summary>Names of the values of every result, in order.</summary>
+    public IReadOnlyList<string> OutputNames { get; }
+
+    /// <summary>The upstream's word so far: every contribution to windows ending at or before it has arrived or expired.</summary>
+    public long Watermark { get; private set; } = long.MinValue;
+
+    /// <summary>Contributions that reached no window still open to them (past the end plus the allowed lateness).</summary>
+    public long LateContributions { get; private set; }
+
+    /// <summary>Windows held now (open, or closed and still within the allowed lateness).</summary>
+    public int WindowCount => _windows.Count;
+
+    /// <summary>
+    /// Takes one upstream result. Partial results are previews and contribute nothing. A change to a window that has
+    /// fired emits its <see cref="ResultKind.Update"/> (or <see cref="ResultKind.Retraction"/> when nothing is left).
+    /// </summary>
+    public EventOutcome Apply(Contribution contribution, List<WindowResult> output)
+    {
+        ArgumentNullException.ThrowIfNull(contribution);
+        ArgumentNullException.ThrowIfNull(output);
+        if (contribution.Kind == ResultKind.Partial) return EventOutcome.Applied;
+        var spec = _definition.Window;
+        var time = contribution.EventTime;
+        var applied = false;
+        for (var start = LastStart(time); start + spec.SizeMs > time; start -= spec.SlideMs)
+        {
+            var end = start + spec.SizeMs;
+            if (Closed(end)) continue;
+            applied = true;
+            if (!_windows.TryGetValue(start, out var window))
+            {
+                if (contribution.Kind == ResultKind.Retraction) continue;
+                _windows[start] = window = new Window(start, end);
+            }
+
+            var source = (contribution.SourceKey, contribution.SourceStart, contribution.SourceEnd);
+            var changed = contribution.Kind == ResultKind.Retraction
+                ? window.Contributions.Remove(source)
+                : !window.Contributions.TryGetValue(source, out var before) || !before.AsSpan().SequenceEqual(contribution.Values);
+            if (contribution.Kind != ResultKind.Retraction) window.Contributions[source] = contribution.Values;
+            if (changed && window.Revision > 0) Emit(window, output);
+            if (window.Contributions.Count == 0 && window.Revision == 0) _windows.Remove(start);
+        }
+
+        if (applied) return EventOutcome.Applied;
+        LateContributions++;
+        return EventOutcome.Late;
+    }
+
+    /// <summary>
+    /// Moves the watermark (never back): windows ending at or before it fire (<see cref="ResultKind.Final"/>, in order
+    /// of their end), and windows past their end plus the allowed lateness are forgotten.
+    /// </summary>
+    public void AdvanceWatermark(long watermark, List<WindowResult> output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (watermark <= Watermark) return;
+        Watermark = watermark;
+        foreach (var window in _windows.Values.Where(w => w.Revision == 0 && w.End <= watermark).OrderBy(w => w.End).ThenBy(w => w.Start).ToList())
+            Emit(window, output);
+        foreach (var start in _windows.Where(w => Closed(w.Value.End)).Select(w => w.Key).ToList()) _windows.Remove(start);
+    }
+
+    /// <summary>The windows held now, as <see cref="ResultKind.Partial"/> results for those not fired yet.</summary>
+    public IEnumerable<WindowResult> Snapshot() =>
+        _windows.Values.Select(w => Result(w, w.Revision == 0 ? ResultKind.Partial : w.Contributions.Count == 0 ? ResultKind.Retraction : ResultKind.Update, Math.Max(w.Revision, 0)));
+
+    private bool Closed(long end) => Watermark != long.MinValue && end + _definition.AllowedLatenessMs <= Watermark;
+
+    private long LastStart(long time)
+    {
+        var spec = _definition.Window;
+        var shifted = time - spec.OffsetMs;
+        return shifted - (((shifted % spec.SlideMs) + spec.SlideMs) % spec.SlideMs) + spec.OffsetMs;
+    }
+
+    private void Emit(Window window, List<WindowResult> output)
+    {
+        window.Revision++;
+        var kind = window.Revision == 1 ? ResultKind.Final : window.Contributions.Count == 0 ? ResultKind.Retraction : ResultKind.Update;
+        output.Add(Result(window, kind, window.Revision));
+    }
+
+    private WindowResult Result(Window window, ResultKind kind, int revision)
+    {
+        var values = new double[_outputCount];
+        Span<double> buffer = stackalloc double[_maxSlots];
+        foreach (var (aggregator, input, at) in _aggregations)
+        {
+            var slots = buffer[..aggregator.ScalarSlots];
+            slots.Clear();
+            object? state = null;
+            aggregator.Init(slots, ref state);
+            foreach (var ((_, _, sourceEnd), contributed) in window.Contributions)
+            {
+                var value = input < 0 ? 1 : contributed[input];
+                if (!double.IsNaN(value)) aggregator.Add(slots, ref state, sourceEnd - 1, value);
+            }
+
+            aggregator.Result(slots, state, values.AsSpan(at, aggregator.OutputCount));
+        }
+
+        return new WindowResult(window.Start, window.End, revision, kind, window.Contributions.Count, values, Watermark);
+    }
+
+    private static int IndexOf(IReadOnlyList<string> names, string name)
+    {
+        for (var i = 0; i < names.Count; i++)
+            if (string.Equals(names[i], name, StringComparison.Ordinal)) return i;
+        return -1;
+    }
+
+    private sealed class Window(long start, long end)
+    {
+        public long Start { get; } = start;
+
+        public long End { get; } = end;
+
+        /// <summary>0 until it fires; then the revision of its latest emission.</summary>
+        public int Revision { get; set; }
+
+        public SortedDictionary<(string Key, long Start, long End), double[]> Contributions { get; } = new(Comparer<(string Key, long Start, long End)>.Create(
+            (a, b) => string.CompareOrdinal(a.Key, b.Key) is var c and not 0 ? c : a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End)));
+    }
+}
