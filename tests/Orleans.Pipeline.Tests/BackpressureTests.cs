@@ -55,13 +55,14 @@ public sealed class BackpressureTests
         // With the client's bound out of the way, the queues' bound is what held the flood back.
         Assert.True(waited > 0, "no enqueue ever waited for room");
 
-        // Flushed means stored in the queues; applied follows. Every accepted event in exactly one window: per key, the
-        // window's count equals what was published, so nothing was lost and nothing applied twice.
+        // Flushed means stored in the queues; applied follows, and the client waits for it. Every accepted event in
+        // exactly one window: per key, the window's count equals what was published, so nothing was lost and nothing
+        // applied twice.
+        await client.WaitUntilAppliedAsync();
         for (var key = 0; key < Keys; key++)
         {
             if (perKey[key] == 0) continue;
             var expected = perKey[key];
-            await Workload.WaitUntilAsync(async () => (await client.QueryAsync(Flood.Name, $"k{key}")).AppliedEvents >= expected, $"key k{key} applied");
             var windows = await client.QueryAsync(Flood.Name, $"k{key}");
             Assert.Equal(expected, windows.AppliedEvents);
             var window = Assert.Single(windows.Open);

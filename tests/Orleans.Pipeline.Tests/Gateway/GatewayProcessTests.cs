@@ -33,10 +33,11 @@ public sealed class GatewayProcessTests
         await gatewayProcess.WaitForOutputAsync("gateway connected to the cluster", TimeSpan.FromSeconds(60));
 
         using var client = new PipelineGatewayClient(new Uri(gatewayUrl), new PipelineGatewayClientOptions { ApiKey = "ops-key" });
-        await client.PublishAsync("tumbling", Enumerable.Range(0, 25).Select(t => new GatewayEvent("remote", t, new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 })));
+        await client.PublishAsync("tumbling", Enumerable.Range(0, 25).Select(t => new GatewayEvent("remote", t, new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 })), waitApplied: true);
 
-        await WaitUntilAsync(async () => (await client.QueryAsync("tumbling", "remote")).AppliedEvents == 25, "25 events applied in the silo process");
+        // Answered once applied in the silo process: the query right after sees all 25.
         var windows = await client.QueryAsync("tumbling", "remote");
+        Assert.Equal(25, windows.AppliedEvents);
         Assert.Equal(20.0, windows.Closed.Single(w => w.StartMs == 0).Values["sum_a"]);
         Assert.DoesNotContain("ops-key", gatewayProcess.Output, StringComparison.Ordinal);
         using var anonymous = new PipelineGatewayClient(new Uri(gatewayUrl));
