@@ -88,13 +88,20 @@ public sealed class ChildProcess(string assembly, string[] arguments, Dictionary
         if (!await WaitForExitAsync(timeout)) Kill();
     }
 
-    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    public Task<bool> WaitForExitAsync(TimeSpan timeout) => _process is null ? Task.FromResult(true) : _process.WaitForExitAsync(timeout);
+}
+
+/// <summary>Waiting for processes with a bound.</summary>
+public static class ProcessWaits
+{
+    /// <summary>Waits for the process to exit; false when it is still running after <paramref name="timeout"/>.</summary>
+    public static async Task<bool> WaitForExitAsync(this Process process, TimeSpan timeout)
     {
-        if (_process is null) return true;
+        ArgumentNullException.ThrowIfNull(process);
         using var cancel = new CancellationTokenSource(timeout);
         try
         {
-            await _process.WaitForExitAsync(cancel.Token);
+            await process.WaitForExitAsync(cancel.Token);
             return true;
         }
         catch (OperationCanceledException)

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 
@@ -86,19 +87,7 @@ public sealed class SiloProcess : IAsyncDisposable
     }
 
     /// <summary>Waits for the process to exit; false when it is still running after <paramref name="timeout"/>.</summary>
-    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
-    {
-        using var cancel = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cancel.Token);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
+    public Task<bool> WaitForExitAsync(TimeSpan timeout) => _process.WaitForExitAsync(timeout);
 
     /// <summary>SIGTERM, as a kubelet stops a container: the process shuts down gracefully.</summary>
     public void Terminate()
