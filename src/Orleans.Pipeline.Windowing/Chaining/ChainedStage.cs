@@ -16,6 +16,34 @@ public sealed record Contribution(string SourceKey, long SourceStart, long Sourc
 }
 
 /// <summary>
+/// The persisted state of a <see cref="ChainedStage"/>: its watermark, its count of late contributions and the
+/// windows it holds with their contributions. Persist it as a whole and hand it back to a new stage to continue.
+/// </summary>
+[GenerateSerializer, Alias("pipeline.chained-stage-state")]
+public sealed class ChainedStageState
+{
+    [Id(0)] internal long Watermark = long.MinValue;
+    [Id(1)] internal long LateContributions;
+
+    /// <summary>Ordered by start.</summary>
+    [Id(2)] internal List<ChainedWindow> Windows = [];
+}
+
+/// <summary>One downstream window: its bounds, its revision (0 until it fires) and its contributions, ordered by source.</summary>
+[GenerateSerializer, Alias("pipeline.chained-window")]
+internal sealed class ChainedWindow
+{
+    [Id(0)] public long Start;
+    [Id(1)] public long End;
+    [Id(2)] public int Revision;
+    [Id(3)] public List<ChainedContribution> Contributions = [];
+}
+
+/// <summary>The latest values one source window contributed.</summary>
+[GenerateSerializer, Immutable, Alias("pipeline.chained-contribution")]
+internal sealed record ChainedContribution([property: Id(0)] string Key, [property: Id(1)] long Start, [property: Id(2)] long End, [property: Id(3)] double[] Values);
+
+/// <summary>
 /// The downstream stage of pipelines that feed pipelines, pure like <see cref="WindowEngine"/>: upstream results in,
 /// windows over them out. A window keeps the latest result of each upstream window it covers, keyed by source key and
 /// source window, and aggregates over those: an upstream update replaces that window's contribution, a retraction
@@ -32,13 +60,14 @@ public sealed class ChainedStage
     private readonly (Aggregator Aggregator, int Input, int Output)[] _aggregations;
     private readonly int _outputCount;
     private readonly int _maxSlots;
-    private readonly SortedDictionary<long, Window> _windows = [];
+    private readonly ChainedStageState _state;
 
     /// <param name="definition">The downstream windows and aggregations (tumbling or hopping, event time).</param>
     /// <param name="inputNames">The upstream's output names: the fields the aggregations may read.</param>
+    /// <param name="state">A persisted state to continue from (<see cref="State"/> of an earlier stage); null to start empty.</param>
     /// <param name="registry">Aggregation functions (default: the built-in ones).</param>
     /// <exception cref="ArgumentException">The definition cannot run as a downstream stage; every problem is named.</exception>
-    public ChainedStage(WindowingDefinition definition, IReadOnlyList<string> inputNames, AggregatorRegistry? registry = null)
+    public ChainedStage(WindowingDefinition definition, IReadOnlyList<string> inputNames, ChainedStageState? state = null, AggregatorRegistry? registry = null)
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(inputNames);
@@ -53,6 +82,7 @@ public sealed class ChainedStage
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems), nameof(definition));
 
         _definition = definition;
+        _state = state ?? new ChainedStageState();
         var output = 0;
         _aggregations = definition.Aggregations.Select(a =>
         {
@@ -69,14 +99,17 @@ public sealed class ChainedStage
     /// <summary>Names of the values of every result, in order.</summary>
     public IReadOnlyList<string> OutputNames { get; }
 
+    /// <summary>The live state; persist it to continue later. Mutated by every call.</summary>
+    public ChainedStageState State => _state;
+
     /// <summary>The upstream's word so far: every contribution to windows ending at or before it has arrived or expired.</summary>
-    public long Watermark { get; private set; } = long.MinValue;
+    public long Watermark => _state.Watermark;
 
     /// <summary>Contributions that reached no window still open to them (past the end plus the allowed lateness).</summary>
-    public long LateContributions { get; private set; }
+    public long LateContributions => _state.LateContributions;
 
     /// <summary>Windows held now (open, or closed and still within the allowed lateness).</summary>
-    public int WindowCount => _windows.Count;
+    public int WindowCount => _state.Windows.Count;
 
     /// <summary>
     /// Takes one upstream result. Partial results are previews and contribute nothing. A change to a window that has
@@ -95,23 +128,40 @@ public sealed class ChainedStage
             var end = start + spec.SizeMs;
             if (Closed(end)) continue;
             applied = true;
-            if (!_windows.TryGetValue(start, out var window))
+            var at = FindWindow(start);
+            if (at < 0)
             {
                 if (contribution.Kind == ResultKind.Retraction) continue;
-                _windows[start] = window = new Window(start, end);
+                at = ~at;
+                _state.Windows.Insert(at, new ChainedWindow { Start = start, End = end });
             }
 
-            var source = (contribution.SourceKey, contribution.SourceStart, contribution.SourceEnd);
-            var changed = contribution.Kind == ResultKind.Retraction
-                ? window.Contributions.Remove(source)
-                : !window.Contributions.TryGetValue(source, out var before) || !before.AsSpan().SequenceEqual(contribution.Values);
-            if (contribution.Kind != ResultKind.Retraction) window.Contributions[source] = contribution.Values;
+            var window = _state.Windows[at];
+            var entry = new ChainedContribution(contribution.SourceKey, contribution.SourceStart, contribution.SourceEnd, contribution.Values);
+            var found = window.Contributions.BinarySearch(entry, SourceOrder);
+            bool changed;
+            if (contribution.Kind == ResultKind.Retraction)
+            {
+                changed = found >= 0;
+                if (changed) window.Contributions.RemoveAt(found);
+            }
+            else if (found >= 0)
+            {
+                changed = !window.Contributions[found].Values.AsSpan().SequenceEqual(contribution.Values);
+                window.Contributions[found] = entry;
+            }
+            else
+            {
+                changed = true;
+                window.Contributions.Insert(~found, entry);
+            }
+
             if (changed && window.Revision > 0) Emit(window, output);
-            if (window.Contributions.Count == 0 && window.Revision == 0) _windows.Remove(start);
+            if (window.Contributions.Count == 0 && window.Revision == 0) _state.Windows.RemoveAt(at);
         }
 
         if (applied) return EventOutcome.Applied;
-        LateContributions++;
+        _state.LateContributions++;
         return EventOutcome.Late;
     }
 
@@ -122,18 +172,37 @@ public sealed class ChainedStage
     public void AdvanceWatermark(long watermark, List<WindowResult> output)
     {
         ArgumentNullException.ThrowIfNull(output);
-        if (watermark <= Watermark) return;
-        Watermark = watermark;
-        foreach (var window in _windows.Values.Where(w => w.Revision == 0 && w.End <= watermark).OrderBy(w => w.End).ThenBy(w => w.Start).ToList())
+        if (watermark <= _state.Watermark) return;
+        _state.Watermark = watermark;
+        foreach (var window in _state.Windows.Where(w => w.Revision == 0 && w.End <= watermark).OrderBy(w => w.End).ThenBy(w => w.Start).ToList())
             Emit(window, output);
-        foreach (var start in _windows.Where(w => Closed(w.Value.End)).Select(w => w.Key).ToList()) _windows.Remove(start);
+        _state.Windows.RemoveAll(w => Closed(w.End));
     }
 
     /// <summary>The windows held now, as <see cref="ResultKind.Partial"/> results for those not fired yet.</summary>
     public IEnumerable<WindowResult> Snapshot() =>
-        _windows.Values.Select(w => Result(w, w.Revision == 0 ? ResultKind.Partial : w.Contributions.Count == 0 ? ResultKind.Retraction : ResultKind.Update, Math.Max(w.Revision, 0)));
+        _state.Windows.Select(w => Result(w, w.Revision == 0 ? ResultKind.Partial : w.Contributions.Count == 0 ? ResultKind.Retraction : ResultKind.Update, w.Revision));
 
-    private bool Closed(long end) => Watermark != long.MinValue && end + _definition.AllowedLatenessMs <= Watermark;
+    private static readonly Comparer<ChainedContribution> SourceOrder = Comparer<ChainedContribution>.Create((a, b) =>
+        string.CompareOrdinal(a.Key, b.Key) is var c and not 0 ? c : a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End));
+
+    /// <summary>The index of the window starting at <paramref name="start"/>, or the complement of where it would go.</summary>
+    private int FindWindow(long start)
+    {
+        int low = 0, high = _state.Windows.Count - 1;
+        while (low <= high)
+        {
+            var middle = (low + high) >>> 1;
+            var at = _state.Windows[middle].Start;
+            if (at == start) return middle;
+            if (at < start) low = middle + 1;
+            else high = middle - 1;
+        }
+
+        return ~low;
+    }
+
+    private bool Closed(long end) => _state.Watermark != long.MinValue && end + _definition.AllowedLatenessMs <= _state.Watermark;
 
     private long LastStart(long time)
     {
@@ -142,14 +211,14 @@ public sealed class ChainedStage
         return shifted - (((shifted % spec.SlideMs) + spec.SlideMs) % spec.SlideMs) + spec.OffsetMs;
     }
 
-    private void Emit(Window window, List<WindowResult> output)
+    private void Emit(ChainedWindow window, List<WindowResult> output)
     {
         window.Revision++;
         var kind = window.Revision == 1 ? ResultKind.Final : window.Contributions.Count == 0 ? ResultKind.Retraction : ResultKind.Update;
         output.Add(Result(window, kind, window.Revision));
     }
 
-    private WindowResult Result(Window window, ResultKind kind, int revision)
+    private WindowResult Result(ChainedWindow window, ResultKind kind, int revision)
     {
         var values = new double[_outputCount];
         Span<double> buffer = stackalloc double[_maxSlots];
@@ -159,16 +228,16 @@ public sealed class ChainedStage
             slots.Clear();
             object? state = null;
             aggregator.Init(slots, ref state);
-            foreach (var ((_, _, sourceEnd), contributed) in window.Contributions)
+            foreach (var contributed in window.Contributions)
             {
-                var value = input < 0 ? 1 : contributed[input];
-                if (!double.IsNaN(value)) aggregator.Add(slots, ref state, sourceEnd - 1, value);
+                var value = input < 0 ? 1 : contributed.Values[input];
+                if (!double.IsNaN(value)) aggregator.Add(slots, ref state, contributed.End - 1, value);
             }
 
             aggregator.Result(slots, state, values.AsSpan(at, aggregator.OutputCount));
         }
 
-        return new WindowResult(window.Start, window.End, revision, kind, window.Contributions.Count, values, Watermark);
+        return new WindowResult(window.Start, window.End, revision, kind, window.Contributions.Count, values, _state.Watermark);
     }
 
     private static int IndexOf(IReadOnlyList<string> names, string name)
@@ -176,18 +245,5 @@ public sealed class ChainedStage
         for (var i = 0; i < names.Count; i++)
             if (string.Equals(names[i], name, StringComparison.Ordinal)) return i;
         return -1;
-    }
-
-    private sealed class Window(long start, long end)
-    {
-        public long Start { get; } = start;
-
-        public long End { get; } = end;
-
-        /// <summary>0 until it fires; then the revision of its latest emission.</summary>
-        public int Revision { get; set; }
-
-        public SortedDictionary<(string Key, long Start, long End), double[]> Contributions { get; } = new(Comparer<(string Key, long Start, long End)>.Create(
-            (a, b) => string.CompareOrdinal(a.Key, b.Key) is var c and not 0 ? c : a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End)));
     }
 }

@@ -1,5 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Pipeline.Windowing.Aggregation;
 using Orleans.Pipeline.Windowing.Chaining;
+using Orleans.Serialization;
 
 namespace Orleans.Pipeline.Windowing.Tests.Chaining;
 
@@ -7,11 +9,14 @@ namespace Orleans.Pipeline.Windowing.Tests.Chaining;
 /// A downstream stage over upstream results, on random traces with disorder and late events within the upstream's
 /// lateness (which revise upstream windows), against a brute-force evaluation from the raw events: group them into
 /// the upstream windows, aggregate, regroup those into the downstream windows, aggregate again. Exact: an upstream
-/// revision replaces its contribution, never adds to it.
+/// revision replaces its contribution, never adds to it; and a stage continued from its serialized state goes on as
+/// if it had never stopped.
 /// </summary>
 public sealed class ChainedStageTests
 {
     private const long Second = 1_000;
+
+    private static readonly Serializer Serializer = new ServiceCollection().AddSerializer().BuildServiceProvider().GetRequiredService<Serializer>();
 
     private sealed record Plan(string Name, WindowingDefinition Upstream, Func<string, string> DownstreamKey, WindowingDefinition Downstream,
         Func<List<(long Start, long End, double[] Values)>, double> BruteForce);
@@ -94,6 +99,13 @@ public sealed class ChainedStageTests
                 fired.Clear();
                 Assert.Equal(EventOutcome.Applied, stage.Apply(new Contribution(key, r.Start, r.End, r.Kind, r.Values), fired));
                 Fold(target, fired);
+            }
+
+            // Now and then every downstream stage is stored and continued from its stored state, as a grain does.
+            if (random.Next(10) == 0)
+            {
+                foreach (var target in downstream.Keys.ToList())
+                    downstream[target] = new ChainedStage(plan.Downstream, inputNames, Serializer.Deserialize<ChainedStageState>(Serializer.SerializeToArray(downstream[target].State)));
             }
 
             // The upstream's word: every key's watermark has passed this (the slowest key holds it).
