@@ -108,12 +108,15 @@ public sealed partial class PipelineClient
     public async Task WaitUntilAppliedAsync(CancellationToken cancellationToken = default)
     {
         await FlushAsync(cancellationToken);
-        foreach (var sender in Senders())
-        {
-            long last;
-            lock (sender.Buffer) last = sender.Buffer.LastSequence;
-            if (last > 0) await sender.WaitForAppliedAsync(last).WaitAsync(cancellationToken);
-        }
+        foreach (var sender in Senders()) await AppliedSoFarAsync(sender).WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Completes when the partition has applied every item the sender had cut when called.</summary>
+    private static Task AppliedSoFarAsync(PartitionSender sender)
+    {
+        long last;
+        lock (sender.Buffer) last = sender.Buffer.LastSequence;
+        return last > 0 ? sender.WaitForAppliedAsync(last) : Task.CompletedTask;
     }
 
     /// <summary>
@@ -125,16 +128,9 @@ public sealed partial class PipelineClient
     {
         ArgumentNullException.ThrowIfNull(keys);
         var definition = await FindAsync(pipeline);
-        var waits = new List<Task>();
-        foreach (var partition in keys.Select(k => PipelineNames.PartitionOf(k, definition.Partitions)).Distinct())
-        {
-            var sender = SenderFor(definition, partition);
-            long last;
-            lock (sender.Buffer) last = sender.Buffer.LastSequence;
-            if (last > 0) waits.Add(sender.WaitForAppliedAsync(last));
-        }
-
-        await Task.WhenAll(waits).WaitAsync(cancellationToken);
+        var partitions = keys.Select(k => PipelineNames.PartitionOf(k, definition.Partitions)).ToHashSet();
+        await Task.WhenAll(Senders().Where(s => s.Buffer.Pipeline == pipeline && partitions.Contains(s.Buffer.Partition)).Select(AppliedSoFarAsync))
+            .WaitAsync(cancellationToken);
     }
 
     /// <summary>

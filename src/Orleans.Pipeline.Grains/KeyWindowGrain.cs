@@ -216,13 +216,17 @@ internal sealed partial class KeyWindowGrain(
         var width = slice.FieldNames.Length;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var eventTime = _definition!.Windowing.TimeMode == TimeMode.EventTime;
-        // The partition's clock counts from when its latest item's oldest event was published (under backpressure
-        // events wait in the producer's buffer too): no later than any event still to come was published.
-        lags.Record(_pipeline, _partition, _definition.Partitions, slice.PublishedAtMs > 0 ? slice.PublishedAtMs : slice.SentAtMs, now);
-        // Event time: the key's arrival on the same clock, from when the item was cut: no earlier than these events
-        // were published. Between the two bounds the idle time a key measures is never more than the time that truly
-        // passed between its events' publishing, however long an item collects or waits. Processing time: now.
-        var arrival = eventTime ? Arrival(now, slice.SentAtMs) : now;
+        var arrival = now;
+        if (IdleOnPartitionClock)
+        {
+            // The partition's clock counts from when its latest item's oldest event was published (under backpressure
+            // events wait in the producer's buffer too): no later than any event still to come was published.
+            lags.Record(_pipeline, _partition, _definition.Partitions, slice.PublishedAtMs > 0 ? slice.PublishedAtMs : slice.SentAtMs, now);
+            // The key's arrival on the same clock, from when the item was cut: no earlier than these events were
+            // published. Between the two bounds the idle time a key measures is never more than the time that truly
+            // passed between its events' publishing, however long an item collects or waits.
+            arrival = slice.SentAtMs > 0 ? now - Math.Min(Math.Max(0, now - slice.SentAtMs), MaxIdleHoldMs) : Clock(now);
+        }
         for (var i = 0; i < slice.Times.Length; i++)
         {
             for (var f = 0; f < _row.Length; f++)
@@ -317,25 +321,14 @@ internal sealed partial class KeyWindowGrain(
     private long Clock() => Clock(time.GetUtcNow().ToUnixTimeMilliseconds());
 
     /// <summary>
-    /// The processing time this key's engine runs on. With an idle timeout in event time: now held back by the key's
-    /// partition's queueing delay (<see cref="PartitionLags"/>, at most <see cref="MaxIdleHoldMs"/>), so that events still waiting in
+    /// The processing time this key's engine runs on: in event time with an idle timeout, its partition's clock
+    /// (<see cref="PartitionLags"/>, held back by at most <see cref="MaxIdleHoldMs"/>), so that events still waiting in
     /// the queue under overload do not count as idleness; otherwise now.
     /// </summary>
-    private long Clock(long now)
-    {
-        var windowing = _definition!.Windowing;
-        return windowing.TimeMode == TimeMode.EventTime && windowing.IdleTimeoutMs is not null
-            ? lags.IdleClock(_pipeline, _partition, now, MaxIdleHoldMs)
-            : now;
-    }
+    private long Clock(long now) => IdleOnPartitionClock ? lags.IdleClock(_pipeline, _partition, now, MaxIdleHoldMs) : now;
 
-    /// <summary>When a slice cut at <paramref name="sentAtMs"/> arrived, on the clock of <see cref="Clock(long)"/>.</summary>
-    private long Arrival(long now, long sentAtMs)
-    {
-        var windowing = _definition!.Windowing;
-        if (windowing.IdleTimeoutMs is null || sentAtMs <= 0) return Clock(now);
-        return now - Math.Min(Math.Max(0, now - sentAtMs), MaxIdleHoldMs);
-    }
+    /// <summary>Whether idleness is measured on the partition's clock (event time with an idle timeout); only then is it recorded.</summary>
+    private bool IdleOnPartitionClock => _definition!.Windowing is { TimeMode: TimeMode.EventTime, IdleTimeoutMs: not null };
 
     private async Task OnTimerAsync(CancellationToken cancellationToken)
     {
