@@ -41,7 +41,7 @@ public sealed partial class PipelineClient
     /// </summary>
     public async Task PublishAsync(string pipeline, PipelineEvent item, CancellationToken cancellationToken = default)
     {
-        var definition = await FindAsync(pipeline);
+        var definition = await FindPublishableAsync(pipeline);
         var row = EventValidator.Validate(definition, _fields[definition.Name], item, _time.GetUtcNow().ToUnixTimeMilliseconds());
         var sender = SenderFor(definition, item.Key);
         var buffer = sender.Buffer;

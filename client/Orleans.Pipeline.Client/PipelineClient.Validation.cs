@@ -129,7 +129,7 @@ public sealed partial class PipelineClient
     /// </summary>
     public async Task<ValidatedEvents> ValidateAsync(string pipeline, IReadOnlyList<PipelineEvent> events)
     {
-        var definition = await FindAsync(pipeline);
+        var definition = await FindPublishableAsync(pipeline);
         return EventValidator.ValidateAll(definition, _fields[definition.Name], events, _time.GetUtcNow().ToUnixTimeMilliseconds());
     }
 
@@ -141,7 +141,7 @@ public sealed partial class PipelineClient
     /// </summary>
     public async Task<ValidatedEvents> ValidateColumnsAsync(string pipeline, IReadOnlyList<string> keys, IReadOnlyList<long> times, IReadOnlyList<(string Name, IReadOnlyList<double> Values)> fields)
     {
-        var definition = await FindAsync(pipeline);
+        var definition = await FindPublishableAsync(pipeline);
         return EventValidator.ValidateColumns(definition, _fields[definition.Name], keys, times, fields, _time.GetUtcNow().ToUnixTimeMilliseconds());
     }
 }

@@ -66,6 +66,15 @@ public sealed partial class PipelineClient : IAsyncDisposable
         return definition;
     }
 
+    /// <summary>The pipeline, when events may be published to it (a chained pipeline reads another's results instead).</summary>
+    private async Task<PipelineDefinition> FindPublishableAsync(string pipeline)
+    {
+        var definition = await FindAsync(pipeline);
+        if (definition.Input is { } input)
+            throw new ArgumentException($"pipeline '{definition.Name}' reads the results of pipeline '{input.Pipeline}' and takes no events; publish to '{input.Pipeline}'");
+        return definition;
+    }
+
     /// <summary>The sender (and buffer) of the key's partition, created on first use.</summary>
     private PartitionSender SenderFor(PipelineDefinition definition, string key) =>
         SenderFor(definition, PipelineNames.PartitionOf(key, definition.Partitions));

@@ -18,6 +18,27 @@ public interface IKeyWindowGrain : IGrainWithStringKey
     /// fired, or null. Called by the key's partition; not for applications.
     /// </summary>
     Task<ResultBatch?> ApplyAsync(KeySlice slice);
+
+    /// <summary>
+    /// For a key of a chained pipeline: takes upstream results and the input's watermark, and returns once stored.
+    /// Returns what fired, or null. Called by the upstream's partitions; not for applications.
+    /// </summary>
+    Task<ResultBatch?> ApplyContributionsAsync(ContributionSlice slice);
+}
+
+/// <summary>
+/// The watermark of a pipeline that feeds others (key: the pipeline), from its partitions' watermarks: the lowest of
+/// those heard from within the idle time (a partition quiet for longer no longer holds it back; when all are quiet,
+/// the highest). Every upstream window ending at or before it has been delivered downstream.
+/// </summary>
+public interface IChainWatermarkGrain : IGrainWithStringKey
+{
+    /// <summary>A partition's watermark after a delivery; returns the pipeline's.</summary>
+    Task<long> ReportAsync(int partition, long watermark);
+
+    /// <summary>The pipeline's watermark.</summary>
+    [ReadOnly]
+    Task<long> GetAsync();
 }
 
 /// <summary>

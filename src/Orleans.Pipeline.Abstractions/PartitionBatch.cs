@@ -93,7 +93,9 @@ public readonly record struct RequestTag([property: Id(0)] Guid Producer, [prope
 /// One key's share of a <see cref="PartitionBatch"/>, handed by the partition to the key's grain. <see cref="Delivery"/>
 /// numbers the partition's applied items densely: a key applies a slice only if its delivery is newer than the last
 /// one it stored, so a partition item redelivered after a crash is applied once per key. Identity for late events
-/// and dead letters is (producer, sequence, <see cref="FirstIndex"/> + i).
+/// and dead letters is (producer, sequence, <see cref="FirstIndex"/> + i). For a pipeline that feeds others,
+/// <see cref="AdvanceTo"/> is its partition's watermark: after the events, the key's windows that end at or before it
+/// fire (a slice without events only moves the watermark), so every key's windows close when the partition's do.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("pipeline.key-slice")]
 public sealed record KeySlice(
@@ -107,8 +109,27 @@ public sealed record KeySlice(
     [property: Id(7)] double[] Values,
     [property: Id(8)] long SentAtMs,
     [property: Id(9)] string? TraceParent = null,
-    [property: Id(10)] long PublishedAtMs = 0)
+    [property: Id(10)] long PublishedAtMs = 0,
+    [property: Id(11)] long AdvanceTo = long.MinValue)
 {
     /// <summary>Number of events in the slice.</summary>
     public int Count => Times.Length;
 }
+
+/// <summary>
+/// What one upstream partition delivery brings one key of a chained pipeline: the upstream results it maps to, and the
+/// upstream's watermark as that partition knew it. Applying the same contribution (same source window and revision)
+/// twice changes nothing, so a redelivery after a crash neither loses nor doubles anything.
+/// </summary>
+/// <param name="Partition">The upstream partition.</param>
+/// <param name="Delivery">The upstream partition's delivery.</param>
+/// <param name="Keys">For each contribution, the upstream key that produced it.</param>
+/// <param name="Results">The upstream results, in the order they were emitted.</param>
+/// <param name="Watermark">The input's watermark: every upstream window ending at or before it has been delivered.</param>
+[GenerateSerializer, Immutable, Alias("pipeline.contribution-slice")]
+public sealed record ContributionSlice(
+    [property: Id(0)] int Partition,
+    [property: Id(1)] long Delivery,
+    [property: Id(2)] string[] Keys,
+    [property: Id(3)] Orleans.Pipeline.Windowing.WindowResult[] Results,
+    [property: Id(4)] long Watermark);

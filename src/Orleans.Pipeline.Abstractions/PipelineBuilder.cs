@@ -23,6 +23,7 @@ public sealed class PipelineBuilder
     private int _closedKept = 16;
     private int _partitions = PipelineDefinition.DefaultPartitions;
     private long _maxTimeAheadMs = PipelineDefinition.DefaultMaxTimeAheadMs;
+    private ChainInput? _input;
 
     private PipelineBuilder(string name) => _name = name;
 
@@ -61,6 +62,12 @@ public sealed class PipelineBuilder
     /// <summary>How far ahead of the clock an event time may be (see <see cref="PipelineDefinition.MaxTimeAheadMs"/>; zero: no limit).</summary>
     public PipelineBuilder MaxTimeAhead(TimeSpan ahead) => Set(() => _maxTimeAheadMs = (long)ahead.TotalMilliseconds);
 
+    /// <summary>
+    /// Reads another pipeline's results instead of published events (see <see cref="ChainInput"/>): <paramref name="keyBy"/>
+    /// is <c>key</c>, <c>all</c>, <c>hash:N</c>, <c>prefix:SEP</c> or <c>field:NAME</c>; aggregations read the input's output names.
+    /// </summary>
+    public PipelineBuilder From(string pipeline, string keyBy = "key") => Set(() => _input = new ChainInput(pipeline, keyBy));
+
     public PipelineBuilder Aggregate(AggregationSpec aggregation) => Set(() => _aggregations.Add(aggregation));
     public PipelineBuilder Count(string? field = null, string? name = null) => Aggregate(AggregationSpec.Count(field, name));
     public PipelineBuilder Sum(string field, string? name = null) => Aggregate(AggregationSpec.Sum(field, name));
@@ -83,7 +90,8 @@ public sealed class PipelineBuilder
             _timeField,
             _closedKept,
             _partitions,
-            _maxTimeAheadMs);
+            _maxTimeAheadMs,
+            _input);
         var problems = definition.Validate(registry).ToList();
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems));
         return definition;

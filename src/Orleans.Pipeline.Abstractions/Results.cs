@@ -11,14 +11,16 @@ public sealed record LateEvent(
 
 /// <summary>
 /// The output stream item: what one delivered batch (or timer tick) of one key produced. Window results are in
-/// emission order; values follow the pipeline's output names.
+/// emission order; values follow the pipeline's output names. <paramref name="Replayed"/>: results emitted before,
+/// handed out again because the delivery that fired them came again after a crash (for pipelines that feed others).
 /// </summary>
 [GenerateSerializer, Immutable, Alias("pipeline.result-batch")]
 public sealed record ResultBatch(
     [property: Id(0)] string Pipeline,
     [property: Id(1)] string Key,
     [property: Id(2)] WindowResult[] Results,
-    [property: Id(3)] LateEvent[] LateEvents);
+    [property: Id(3)] LateEvent[] LateEvents,
+    [property: Id(4)] bool Replayed = false);
 
 /// <summary>A key's queryable windows.</summary>
 /// <param name="Open">Windows held by the key: open ones (partial values) and fired ones within the lateness.</param>

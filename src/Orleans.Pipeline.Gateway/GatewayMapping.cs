@@ -25,6 +25,12 @@ internal static class GatewayMapping
         if (w.EarlyFiringIntervalMs is { } early) info.EarlyFiringIntervalMs = early;
         info.Fields.AddRange(w.Fields);
         info.Outputs.AddRange(pipeline.OutputNames());
+        if (pipeline.Input is { } input)
+        {
+            info.InputPipeline = input.Pipeline;
+            info.InputKeyBy = input.KeyBy;
+        }
+
         return info;
     }
 

@@ -258,6 +258,8 @@ internal sealed partial class GatewayService(
         var size = request.CalculateSize();
         if (size > options.MaxRequestBytes) throw Invalid($"the request is {size} bytes; at most {options.MaxRequestBytes} are accepted");
         var pipeline = await KnownPipelineAsync(caller, Access.Publish, request.Pipeline);
+        if (pipeline.Input is { } input)
+            throw Invalid($"pipeline '{pipeline.Name}' reads the results of pipeline '{input.Pipeline}' and takes no events; publish to '{input.Pipeline}'");
 
         var id = request.RequestId.Length > 0 ? $"{caller.Name}\n{request.RequestId}" : null;
         Task publish;

@@ -23,4 +23,16 @@ internal sealed class KeyGrainState
 
     /// <summary>Events refused by the grain (invalid time), not applied.</summary>
     [Id(5)] public long RejectedEvents { get; set; }
+
+    /// <summary>
+    /// For a pipeline that feeds others: what the last delivery fired (finals, updates, retractions), handed out again
+    /// when that delivery comes again after a crash, so the pipelines it feeds still receive it.
+    /// </summary>
+    [Id(6)] public List<WindowResult>? LastFired { get; set; }
+
+    /// <summary>For a key of a chained pipeline: its stage's state (instead of <see cref="Engine"/>).</summary>
+    [Id(7)] public Orleans.Pipeline.Windowing.Chaining.ChainedStageState? Chained { get; set; }
+
+    /// <summary>For a key of a chained pipeline: upstream results taken.</summary>
+    [Id(8)] public long Contributions { get; set; }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Chaining;
 using Orleans.Placement;
 using Orleans.Runtime;
 using Orleans.Serialization;
@@ -32,6 +33,8 @@ internal sealed partial class KeyWindowGrain(
     LiveResults live,
     PipelineLatencies latencies,
     PartitionLags lags,
+    ChainWatermarks chainWatermarks,
+    ChainForwarder forwarder,
     [FromKeyedServices(PipelineTime.Key)] TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IRemindable
@@ -52,6 +55,15 @@ internal sealed partial class KeyWindowGrain(
     private int _partition;
     private PipelineDefinition? _definition;
     private WindowEngine? _engine;
+
+    /// <summary>For a key of a chained pipeline: its stage (and no engine).</summary>
+    private ChainedStage? _stage;
+
+    /// <summary>Whether the key's pipeline feeds others: its results are forwarded, and its last ones kept for a redelivery.</summary>
+    private bool _feeds;
+
+    /// <summary>At most this many results are kept for a redelivery (timer steps add to a delivery's).</summary>
+    private const int MaxLastFired = 4096;
     private IGrainTimer? _timer;
     private bool _reminderRegistered;
     private double[] _row = [];
@@ -83,16 +95,36 @@ internal sealed partial class KeyWindowGrain(
             _version = stored.Version;
         }
 
+        _lastWriteTimestamp = time.GetTimestamp() - (long)(Random.Shared.NextDouble() * options.StateWriteInterval.TotalSeconds * time.TimestampFrequency);
+        if (_definition.Input is { } input)
+        {
+            // A key of a chained pipeline: upstream results in, through the downstream stage.
+            var upstream = catalog.Find(input.Pipeline)!;
+            _stage = new ChainedStage(_definition.Windowing, upstream.OutputNames(catalog.Registry), _state.Chained, catalog.Registry);
+            _state.Chained = _stage.State;
+            PipelineMeter.ActiveKeys.Add(1, PipelineMeter.Pipeline(_pipeline));
+            _counted = true;
+            await UpdateTimersAsync();
+            return;
+        }
+
+        _feeds = forwarder.Feeds(_pipeline);
+        if (_feeds && _state.LastFired is { Count: > 0 } last)
+        {
+            // The last results may not have reached the pipelines this one feeds (a crash right after they were
+            // stored): forwarded again; taking them twice changes nothing downstream.
+            await forwarder.ForwardAsync(_pipeline, _state.Partition, _state.LastDelivery, [new ResultBatch(_pipeline, _key, [.. last], [])], long.MinValue);
+        }
+
         _engine = new WindowEngine(_definition.Windowing, _state.Engine, catalog.Registry);
         _state.Engine = _engine.State;
         // The stored arrival time is another silo's clock (or this one's before a restart): a skewed clock must not
         // make the idle timeout close windows at once, and events then late.
         _engine.RestartClock(Clock());
         _row = new double[_engine.Fields.Count];
-        // Write-behind counts from activation: a key's first step does not store a state the store already has (or,
-        // for a new key, one event's worth). The first handover comes within an interval, at a random point of it, so
-        // keys activated together (a burst of new keys) do not all hand their state over in the same moment ever after.
-        _lastWriteTimestamp = time.GetTimestamp() - (long)(Random.Shared.NextDouble() * options.StateWriteInterval.TotalSeconds * time.TimestampFrequency);
+        // Write-behind counts from activation (above): a key's first step does not store a state the store already has
+        // (or, for a new key, one event's worth). The first handover comes within an interval, at a random point of it,
+        // so keys activated together (a burst of new keys) do not all hand their state over in the same moment ever after.
         PipelineMeter.ActiveKeys.Add(1, PipelineMeter.Pipeline(_pipeline));
         _counted = true;
         await UpdateTimersAsync();
@@ -103,8 +135,8 @@ internal sealed partial class KeyWindowGrain(
         if (reminderName != CloseWindowsReminder) return;
         _reminderRegistered = true;
         // Activation restarted the timer if windows need it; this tick also closes what time alone can close.
-        if (_engine is not null) await OnTimerAsync(CancellationToken.None);
-        if (_engine is null || !WindowsNeedTime)
+        if (_engine is not null || _stage is not null) await OnTimerAsync(CancellationToken.None);
+        if ((_engine is null && _stage is null) || !WindowsNeedTime)
         {
             if (await this.GetReminder(reminderName) is { } reminder) await this.UnregisterReminder(reminder);
             _reminderRegistered = false;
@@ -116,6 +148,7 @@ internal sealed partial class KeyWindowGrain(
     {
         get
         {
+            if (_stage is not null) return _stage.WindowCount > 0;
             var windowing = _definition!.Windowing;
             return _engine!.State.WindowCount > 0 &&
                 (windowing.IdleTimeoutMs is not null || windowing.EarlyFiringIntervalMs is not null || windowing.TimeMode == TimeMode.ProcessingTime);
@@ -136,6 +169,15 @@ internal sealed partial class KeyWindowGrain(
     public async Task<ResultBatch?> ApplyAsync(KeySlice slice)
     {
         ClearStep();
+        if (_stage is not null)
+        {
+            _deadLetters.Add(new DeadLetter(slice.ProducerId, slice.Sequence, -1, "chained-pipeline",
+                $"pipeline '{_pipeline}' reads pipeline '{_definition!.Input!.Pipeline}'; {slice.Count} events published to it were not applied"));
+            await sink.WriteAsync(new SinkWrite(_pipeline, _key, [], [], _deadLetters.ToArray()));
+            PipelineMeter.DeadLetters.Add(1, PipelineMeter.Pipeline(_pipeline), new("reason", "chained-pipeline"));
+            return null;
+        }
+
         if (_engine is null)
         {
             // Not applied, but not lost without a trace either.
@@ -150,6 +192,10 @@ internal sealed partial class KeyWindowGrain(
         {
             _state.DuplicateSlices++;
             PipelineMeter.Duplicates.Add(1, PipelineMeter.Pipeline(_pipeline), new("level", "slice"));
+            // The same delivery again (its partition stopped before it was done): what it fired is handed out again, for
+            // the pipelines this one feeds.
+            if (_feeds && slice.Delivery == _state.LastDelivery && _state.LastFired is { Count: > 0 } lastFired)
+                return new ResultBatch(_pipeline, _key, [.. lastFired], [], Replayed: true);
             return null;
         }
 
@@ -159,6 +205,8 @@ internal sealed partial class KeyWindowGrain(
         try
         {
             Apply(slice);
+            // A feeding pipeline's keys close their windows with their partition's watermark.
+            if (slice.AdvanceTo != long.MinValue) _engine.AdvanceWatermark(slice.AdvanceTo, _output);
         }
         catch (Exception e)
         {
@@ -172,6 +220,7 @@ internal sealed partial class KeyWindowGrain(
 
         _state.Partition = slice.Partition;
         _state.LastDelivery = slice.Delivery;
+        if (_feeds) _state.LastFired = null; // a new delivery: what it fires replaces the last one's
         var fired = await CommitAsync(publish: false);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         if (slice.SentAtMs > 0)
@@ -196,8 +245,46 @@ internal sealed partial class KeyWindowGrain(
         return fired;
     }
 
+    public async Task<ResultBatch?> ApplyContributionsAsync(ContributionSlice slice)
+    {
+        ClearStep();
+        if (_stage is null)
+        {
+            LogNotChained(_pipeline);
+            return null;
+        }
+
+        try
+        {
+            for (var i = 0; i < slice.Results.Length; i++)
+            {
+                var r = slice.Results[i];
+                if (_stage.Apply(new Contribution(slice.Keys[i], r.Start, r.End, r.Kind, r.Values, r.Revision), _output) == EventOutcome.Applied)
+                    _appliedInStep++;
+            }
+
+            _state.Contributions += slice.Results.Length;
+            _stage.AdvanceWatermark(slice.Watermark, _output);
+        }
+        catch (Exception e)
+        {
+            _discard = true;
+            DeactivateOnIdle();
+            LogApplyFailed(e, _pipeline, _key, Guid.Empty, slice.Delivery);
+            throw;
+        }
+
+        return await CommitAsync(publish: true);
+    }
+
     public Task<KeyWindows> GetWindowsAsync()
     {
+        if (_stage is not null)
+        {
+            return Task.FromResult(new KeyWindows(
+                _stage.Snapshot().ToArray(), _state.Closed.ToArray(), _stage.Watermark, _state.Contributions, _stage.LateContributions, 0, 0));
+        }
+
         var engineState = _engine?.State;
         return Task.FromResult(new KeyWindows(
             _engine?.Snapshot().ToArray() ?? [],
@@ -269,6 +356,22 @@ internal sealed partial class KeyWindowGrain(
     private async Task<ResultBatch?> CommitAsync(bool publish)
     {
         RememberClosed();
+        List<WindowResult>? forward = null;
+        if (_feeds)
+        {
+            foreach (var result in _output)
+            {
+                if (result.Kind != ResultKind.Partial) (forward ??= []).Add(result);
+            }
+
+            if (forward is not null)
+            {
+                var last = _state.LastFired ??= [];
+                last.AddRange(forward);
+                if (last.Count > MaxLastFired) last.RemoveRange(0, last.Count - MaxLastFired);
+            }
+        }
+
         var write = new SinkWrite(_pipeline, _key, _output.ToArray(), _late.ToArray(), _deadLetters.ToArray());
         _unsaved = true;
         if (options.StateWriteInterval <= TimeSpan.Zero)
@@ -286,7 +389,14 @@ internal sealed partial class KeyWindowGrain(
         await UpdateTimersAsync();
         if (write.Results.Count == 0 && write.LateEvents.Count == 0) return null;
         var batch = new ResultBatch(_pipeline, _key, [.. write.Results], [.. write.LateEvents.Select(l => l.Event)]);
-        if (publish) live.Add(batch);
+        if (publish)
+        {
+            live.Add(batch);
+            // A timer step of a feeding key (an idle timeout closed its windows): its results go downstream from here;
+            // a partition's step forwards what its keys return.
+            if (forward is not null) await forwarder.ForwardAsync(_pipeline, _state.Partition, _state.LastDelivery, [new ResultBatch(_pipeline, _key, [.. forward], [])], long.MinValue);
+        }
+
         return batch;
     }
 
@@ -332,6 +442,16 @@ internal sealed partial class KeyWindowGrain(
 
     private async Task OnTimerAsync(CancellationToken cancellationToken)
     {
+        if (_stage is not null)
+        {
+            // A chained key closes its windows when its input's watermark passes them.
+            ClearStep();
+            _stage.AdvanceWatermark(await chainWatermarks.GetAsync(_definition!.Input!.Pipeline), _output);
+            if (_output.Count > 0) await CommitAsync(publish: true);
+            else await UpdateTimersAsync();
+            return;
+        }
+
         if (_engine is null) return;
         ClearStep();
         _engine.Advance(Clock(), _output);
@@ -349,7 +469,7 @@ internal sealed partial class KeyWindowGrain(
         var needed = WindowsNeedTime;
         if (needed && _timer is null)
         {
-            var period = TimeSpan.FromMilliseconds(Math.Clamp(
+            var period = _stage is not null ? ChainTiming.DownstreamTick : TimeSpan.FromMilliseconds(Math.Clamp(
                 Math.Min(windowing.IdleTimeoutMs / 4 ?? long.MaxValue, windowing.EarlyFiringIntervalMs ?? 1_000), 50, 10_000));
             _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
         }
@@ -402,7 +522,7 @@ internal sealed partial class KeyWindowGrain(
         if (write.LateEvents.Count > 0) PipelineMeter.EventsLate.Add(write.LateEvents.Count, pipeline);
         foreach (var letter in write.DeadLetters) PipelineMeter.DeadLetters.Add(1, pipeline, new("reason", letter.Reason));
         foreach (var result in write.Results) PipelineMeter.WindowsEmitted.Add(1, pipeline, new("kind", KindName(result.Kind)));
-        PipelineMeter.ObserveWatermark(_pipeline, _engine!.State.CurrentWatermark);
+        PipelineMeter.ObserveWatermark(_pipeline, _engine?.State.CurrentWatermark ?? _stage!.Watermark);
     }
 
     private static string KindName(ResultKind kind) => kind switch
@@ -451,6 +571,9 @@ internal sealed partial class KeyWindowGrain(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Pipeline '{Pipeline}', key '{Key}': applying item {Sequence} of producer {Producer} failed half-way; the key is reloaded from its stored state and the item is applied again when it is redelivered")]
     private partial void LogApplyFailed(Exception exception, string pipeline, string key, Guid producer, long sequence);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Upstream results arrived for pipeline '{Pipeline}', which reads no other pipeline; not applied")]
+    private partial void LogNotChained(string pipeline);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Events arrived for unknown pipeline '{Pipeline}'; they are recorded as dead letters, not applied")]
     private partial void LogUnknownPipeline(string pipeline);

@@ -5,6 +5,7 @@ using Orleans.Runtime;
 using Orleans.Streams;
 using Orleans.Streams.Core;
 using Orleans.Pipeline.Storage;
+using Orleans.Pipeline.Windowing;
 
 namespace Orleans.Pipeline.Grains;
 
@@ -25,6 +26,8 @@ internal sealed partial class PartitionGrain(
     IResultSink sink,
     LiveResults live,
     KeyGrainReferences keys,
+    ChainForwarder forwarder,
+    ChainWatermarks chainWatermarks,
     [FromKeyedServices(PipelineTime.Key)] TimeProvider time,
     ILogger<PartitionGrain> logger)
     : Grain, IPartitionGrain, IStreamSubscriptionObserver, IAsyncObserver<PartitionBatch>, IRemindable
@@ -56,6 +59,10 @@ internal sealed partial class PartitionGrain(
     private PipelineDefinition? _definition;
     private IGrainTimer? _gapTimer;
     private bool _reminderRegistered;
+    private bool _feeds;
+
+    /// <summary>The chain watermark this partition last heard (for a pipeline that feeds others).</summary>
+    private long _chainWatermark = long.MinValue;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -64,6 +71,7 @@ internal sealed partial class PartitionGrain(
         _partition = int.TryParse(partition, out var p) ? p : -1;
         _stateKey = partition;
         _definition = catalog.Find(_pipeline);
+        _feeds = _definition is not null && forwarder.Feeds(_pipeline);
         if (await store.ReadAsync(StatePipeline, _stateKey, cancellationToken) is { } stored)
         {
             _state = serializer.Deserialize(stored.Payload) ?? new PartitionGrainState();
@@ -177,6 +185,19 @@ internal sealed partial class PartitionGrain(
         if (item.Problem() is { } problem)
         {
             await DeadLetterAsync(item, "malformed-item", $"the item is malformed ({problem}); {item.Times?.Length ?? 0} events not applied");
+            return;
+        }
+
+        if (_definition?.Input is { } input)
+        {
+            await DeadLetterAsync(item, "chained-pipeline", $"pipeline '{_pipeline}' reads pipeline '{input.Pipeline}' and takes no events; {item.Count} events not applied");
+            if (item.Sequence > _state.LastSequence.GetValueOrDefault(item.ProducerId))
+            {
+                RememberSequence(item.ProducerId, item.Sequence);
+                await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
+            }
+
+            Notify(item.ProducerId);
             return;
         }
 
@@ -298,18 +319,28 @@ internal sealed partial class PartitionGrain(
         var original = item;
         item = WithoutAppliedRequests(item);
         var width = item.FieldNames.Length;
-        var calls = new Task<ResultBatch?>[item.Keys.Length];
+        var watermark = _feeds ? NextWatermark(item) : long.MinValue;
+        var passing = _feeds ? KeysToAdvance(item, watermark) : [];
+        var calls = new Task<ResultBatch?>[item.Keys.Length + passing.Count];
         var start = 0;
         for (var k = 0; k < item.Keys.Length; k++)
         {
             var end = item.KeyEnds[k];
             var slice = new KeySlice(_partition, assigned.Delivery, item.ProducerId, item.Sequence, start, item.FieldNames,
-                item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs, activity?.Id, item.PublishedAtMs);
+                item.Times[start..end], item.Values[(start * width)..(end * width)], item.SentAtMs, activity?.Id, item.PublishedAtMs, watermark);
             calls[k] = keys.Get(_pipeline, item.Keys[k]).ApplyAsync(slice);
             start = end;
         }
 
+        for (var k = 0; k < passing.Count; k++)
+        {
+            // Keys without events in this item whose windows the partition's watermark now passes: told, so they close.
+            var slice = new KeySlice(_partition, assigned.Delivery, item.ProducerId, item.Sequence, 0, item.FieldNames, [], [], item.SentAtMs, activity?.Id, item.PublishedAtMs, watermark);
+            calls[item.Keys.Length + k] = keys.Get(_pipeline, passing[k]).ApplyAsync(slice);
+        }
+
         await Task.WhenAll(calls);
+        if (_feeds) await ForwardDownstreamAsync(item, assigned.Delivery, watermark, calls);
         PipelineMeter.ItemsApplied.Add(1, PipelineMeter.Pipeline(_pipeline));
         RecordRequests(original);
         current.Assigned.Remove(assigned);
@@ -409,7 +440,84 @@ internal sealed partial class PartitionGrain(
     {
         foreach (var call in calls)
         {
-            if (call.Result is { } batch) live.Add(batch);
+            if (call.Result is { Replayed: false } batch) live.Add(batch);
+        }
+    }
+
+    /// <summary>The partition's watermark once <paramref name="item"/> is applied (it never moves back).</summary>
+    private long NextWatermark(PartitionBatch item)
+    {
+        var highest = long.MinValue;
+        foreach (var t in item.Times)
+        {
+            if (EventTimeRange.Contains(t) && t > highest) highest = t;
+        }
+
+        return highest == long.MinValue ? _state.Watermark : Math.Max(_state.Watermark, highest - _definition!.Windowing.MaxOutOfOrdernessMs);
+    }
+
+    /// <summary>
+    /// The keys not in <paramref name="item"/> that hold windows ending at or before <paramref name="watermark"/>: when
+    /// the watermark passes a window end on the pipeline's grid, every key that may hold an open window.
+    /// </summary>
+    private List<string> KeysToAdvance(PartitionBatch item, long watermark)
+    {
+        var open = _state.OpenKeys;
+        if (open.Count == 0 || watermark == long.MinValue) return [];
+        var window = _definition!.Windowing.Window;
+        if (_state.Watermark != long.MinValue && watermark < ChainTiming.NextEnd(window, _state.Watermark)) return [];
+        var inItem = new HashSet<string>(item.Keys, StringComparer.Ordinal);
+        return open.Keys.Where(k => !inItem.Contains(k)).ToList();
+    }
+
+    /// <summary>
+    /// Hands what the item's keys fired to the pipelines this one feeds, and then moves the partition's watermark on
+    /// (and reports it): everything a window ending at or before the watermark contributes is downstream first.
+    /// </summary>
+    private async Task ForwardDownstreamAsync(PartitionBatch item, long delivery, long watermark, Task<ResultBatch?>[] calls)
+    {
+        var window = _definition!.Windowing.Window;
+        var open = _state.OpenKeys;
+        var start = 0;
+        for (var k = 0; k < item.Keys.Length; k++)
+        {
+            var end = item.KeyEnds[k];
+            var latest = long.MinValue;
+            for (var i = start; i < end; i++)
+            {
+                if (EventTimeRange.Contains(item.Times[i])) latest = Math.Max(latest, ChainTiming.LastEnd(window, item.Times[i]));
+            }
+
+            if (latest != long.MinValue && latest > open.GetValueOrDefault(item.Keys[k], long.MinValue)) open[item.Keys[k]] = latest;
+            start = end;
+        }
+
+        if (watermark != long.MinValue)
+        {
+            List<string>? closed = null;
+            foreach (var (key, last) in open)
+            {
+                if (last <= watermark) (closed ??= []).Add(key);
+            }
+
+            if (closed is not null)
+            {
+                foreach (var key in closed) open.Remove(key);
+            }
+        }
+
+        var batches = new List<ResultBatch>();
+        foreach (var call in calls)
+        {
+            if (call.Result is { } batch) batches.Add(batch);
+        }
+
+        await forwarder.ForwardAsync(_pipeline, _partition, delivery, batches, _chainWatermark);
+        _state.Watermark = watermark;
+        if (watermark != long.MinValue)
+        {
+            _chainWatermark = Math.Max(_chainWatermark, await GrainFactory.GetGrain<IChainWatermarkGrain>(_pipeline).ReportAsync(_partition, watermark));
+            chainWatermarks.Observe(_pipeline, _chainWatermark);
         }
     }
 

@@ -47,6 +47,18 @@ internal sealed class PartitionGrainState
 
     /// <summary>Events dropped because their request had been applied already (brought by another item).</summary>
     [Id(9)] public long DuplicateRequestEvents { get; set; }
+
+    /// <summary>
+    /// For a pipeline that feeds others: the partition's watermark (highest event time applied − the pipeline's
+    /// out-of-orderness). Its keys' windows close when it passes them.
+    /// </summary>
+    [Id(10)] public long Watermark { get; set; } = long.MinValue;
+
+    /// <summary>
+    /// For a pipeline that feeds others: keys that may hold windows the watermark has not passed yet, with the end of
+    /// the last window their events reached. When the watermark passes a window end, each is told.
+    /// </summary>
+    [Id(11)] public Dictionary<string, long> OpenKeys { get; set; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>An item held behind a sequence gap, and when it arrived (Unix milliseconds).</summary>

@@ -65,6 +65,9 @@ public static class PipelineConfiguration
         public TimeSpan MaxTimeAhead { get; set; } = TimeSpan.FromMilliseconds(PipelineDefinition.DefaultMaxTimeAheadMs);
         public List<AggregationSettings> Aggregations { get; set; } = [];
 
+        /// <summary>For a chained pipeline: <c>Input:Pipeline</c> and <c>Input:KeyBy</c> (see <see cref="ChainInput"/>).</summary>
+        public InputSettings? Input { get; set; }
+
         internal PipelineDefinition? ToDefinition(string name, List<string> problems)
         {
             if (Window is null)
@@ -92,7 +95,8 @@ public static class PipelineConfiguration
                 TimeField,
                 ClosedWindowsKept,
                 Partitions,
-                Ms(MaxTimeAhead));
+                Ms(MaxTimeAhead),
+                Input is null ? null : new ChainInput(Input.Pipeline ?? "", Input.KeyBy ?? "key"));
         }
     }
 
@@ -103,6 +107,12 @@ public static class PipelineConfiguration
         public TimeSpan Slide { get; set; }
         public TimeSpan Gap { get; set; }
         public TimeSpan Offset { get; set; }
+    }
+
+    public sealed class InputSettings
+    {
+        public string? Pipeline { get; set; }
+        public string? KeyBy { get; set; }
     }
 
     public sealed class AggregationSettings

@@ -92,6 +92,8 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton<KeyGrainReferences>();
         silo.Services.AddSingleton<PipelineLatencies>();
         silo.Services.AddSingleton<PartitionLags>();
+        silo.Services.AddSingleton<ChainWatermarks>();
+        silo.Services.AddSingleton<ChainForwarder>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LiveResults>());
         silo.Configure<GrainCollectionOptions>(o => o.ClassSpecificCollectionAge[PipelineStorage.KeyGrainClass] = options.KeyIdleTimeout);
         if (cluster.Mode == PipelineMode.PostgreSql) AddPostgres(silo, options);

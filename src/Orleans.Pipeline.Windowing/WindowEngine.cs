@@ -204,6 +204,18 @@ public sealed class WindowEngine
     }
 
     /// <summary>
+    /// Moves the event-time watermark to <paramref name="watermark"/> when that is later (it never moves back), as a
+    /// watermark from outside the key would: windows ending at or before it fire, and windows past their allowed
+    /// lateness are dropped. A pipeline that feeds others moves each key to its partition's watermark this way.
+    /// </summary>
+    public void AdvanceWatermark(long watermark, List<WindowResult> output)
+    {
+        if (_processingTime || watermark <= _state.Watermark) return;
+        _state.Watermark = watermark;
+        if (watermark >= _nextDue) FireDue(output);
+    }
+
+    /// <summary>
     /// The current value of every window held, oldest first, without emitting anything: open windows as
     /// <see cref="ResultKind.Partial"/>, fired ones as <see cref="ResultKind.Final"/>, each with its last emitted revision.
     /// </summary>

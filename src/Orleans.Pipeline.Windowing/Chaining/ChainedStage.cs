@@ -7,9 +7,11 @@ namespace Orleans.Pipeline.Windowing.Chaining;
 /// (<see cref="ResultKind.Final"/> or <see cref="ResultKind.Update"/>: these values now; <see cref="ResultKind.Retraction"/>:
 /// that window no longer exists) and its values, named by the upstream's output names. Its event time is the last
 /// instant of its window, so a downstream window aligned with the upstream ones holds exactly the results of the
-/// upstream windows it covers.
+/// upstream windows it covers. <paramref name="Revision"/> is the upstream result's revision: a contribution at or
+/// below the revision already held for its source window changes nothing, so contributions delivered again (or out of
+/// order) are harmless; 0 means unnumbered (always taken).
 /// </summary>
-public sealed record Contribution(string SourceKey, long SourceStart, long SourceEnd, ResultKind Kind, double[] Values)
+public sealed record Contribution(string SourceKey, long SourceStart, long SourceEnd, ResultKind Kind, double[] Values, int Revision = 0)
 {
     /// <summary>The event time downstream: the source window's last millisecond.</summary>
     public long EventTime => SourceEnd - 1;
@@ -39,9 +41,15 @@ internal sealed class ChainedWindow
     [Id(3)] public List<ChainedContribution> Contributions = [];
 }
 
-/// <summary>The latest values one source window contributed.</summary>
+/// <summary>The latest values one source window contributed, with their revision; <see cref="Retracted"/>: it no longer exists.</summary>
 [GenerateSerializer, Immutable, Alias("pipeline.chained-contribution")]
-internal sealed record ChainedContribution([property: Id(0)] string Key, [property: Id(1)] long Start, [property: Id(2)] long End, [property: Id(3)] double[] Values);
+internal sealed record ChainedContribution(
+    [property: Id(0)] string Key,
+    [property: Id(1)] long Start,
+    [property: Id(2)] long End,
+    [property: Id(3)] double[] Values,
+    [property: Id(4)] int Revision = 0,
+    [property: Id(5)] bool Retracted = false);
 
 /// <summary>
 /// The downstream stage of pipelines that feed pipelines, pure like <see cref="WindowEngine"/>: upstream results in,
@@ -123,41 +131,55 @@ public sealed class ChainedStage
         var spec = _definition.Window;
         var time = contribution.EventTime;
         var applied = false;
-        for (var start = LastStart(time); start + spec.SizeMs > time; start -= spec.SlideMs)
+        // An upstream window that is itself one of this stage's windows (the same windows downstream) goes to that
+        // window alone; otherwise to every window its last instant falls in.
+        var same = contribution.SourceEnd - contribution.SourceStart == spec.SizeMs && LastStart(contribution.SourceStart) == contribution.SourceStart;
+        for (var start = same ? contribution.SourceStart : LastStart(time); start + spec.SizeMs > time; start -= spec.SlideMs)
         {
             var end = start + spec.SizeMs;
-            if (Closed(end)) continue;
+            if (Closed(end))
+            {
+                if (same) break;
+                continue;
+            }
+
             applied = true;
             var at = FindWindow(start);
             if (at < 0)
             {
-                if (contribution.Kind == ResultKind.Retraction) continue;
+                if (contribution.Kind == ResultKind.Retraction && contribution.Revision == 0) continue;
                 at = ~at;
                 _state.Windows.Insert(at, new ChainedWindow { Start = start, End = end });
             }
 
             var window = _state.Windows[at];
-            var entry = new ChainedContribution(contribution.SourceKey, contribution.SourceStart, contribution.SourceEnd, contribution.Values);
+            var retraction = contribution.Kind == ResultKind.Retraction;
+            var entry = new ChainedContribution(contribution.SourceKey, contribution.SourceStart, contribution.SourceEnd,
+                retraction ? [] : contribution.Values, contribution.Revision, retraction);
             var found = window.Contributions.BinarySearch(entry, SourceOrder);
             bool changed;
-            if (contribution.Kind == ResultKind.Retraction)
+            if (found >= 0 && contribution.Revision > 0 && window.Contributions[found].Revision >= contribution.Revision)
             {
-                changed = found >= 0;
-                if (changed) window.Contributions.RemoveAt(found);
+                changed = false; // this revision (or a later one) is held already
             }
             else if (found >= 0)
             {
-                changed = !window.Contributions[found].Values.AsSpan().SequenceEqual(contribution.Values);
-                window.Contributions[found] = entry;
+                var held = window.Contributions[found];
+                changed = held.Retracted != retraction || !held.Values.AsSpan().SequenceEqual(entry.Values);
+                if (retraction && contribution.Revision == 0) window.Contributions.RemoveAt(found);
+                else window.Contributions[found] = entry;
             }
             else
             {
-                changed = true;
-                window.Contributions.Insert(~found, entry);
+                changed = !retraction;
+                // A numbered retraction is kept (as a tombstone) so that an earlier revision delivered again later does not bring the window back.
+                if (!retraction || contribution.Revision > 0) window.Contributions.Insert(~found, entry);
             }
 
-            if (changed && window.Revision > 0) Emit(window, output);
+            // A window the watermark has passed already (a contribution within the allowed lateness) fires at once.
+            if (changed && (window.Revision > 0 || (window.End <= _state.Watermark && Live(window) > 0))) Emit(window, output);
             if (window.Contributions.Count == 0 && window.Revision == 0) _state.Windows.RemoveAt(at);
+            if (same) break;
         }
 
         if (applied) return EventOutcome.Applied;
@@ -174,14 +196,25 @@ public sealed class ChainedStage
         ArgumentNullException.ThrowIfNull(output);
         if (watermark <= _state.Watermark) return;
         _state.Watermark = watermark;
-        foreach (var window in _state.Windows.Where(w => w.Revision == 0 && w.End <= watermark).OrderBy(w => w.End).ThenBy(w => w.Start).ToList())
+        foreach (var window in _state.Windows.Where(w => w.Revision == 0 && w.End <= watermark && Live(w) > 0).OrderBy(w => w.End).ThenBy(w => w.Start).ToList())
             Emit(window, output);
         _state.Windows.RemoveAll(w => Closed(w.End));
     }
 
     /// <summary>The windows held now, as <see cref="ResultKind.Partial"/> results for those not fired yet.</summary>
     public IEnumerable<WindowResult> Snapshot() =>
-        _state.Windows.Select(w => Result(w, w.Revision == 0 ? ResultKind.Partial : w.Contributions.Count == 0 ? ResultKind.Retraction : ResultKind.Update, w.Revision));
+        _state.Windows.Select(w => Result(w, w.Revision == 0 ? ResultKind.Partial : Live(w) == 0 ? ResultKind.Retraction : ResultKind.Update, w.Revision));
+
+    private static int Live(ChainedWindow window)
+    {
+        var live = 0;
+        foreach (var c in window.Contributions)
+        {
+            if (!c.Retracted) live++;
+        }
+
+        return live;
+    }
 
     private static readonly Comparer<ChainedContribution> SourceOrder = Comparer<ChainedContribution>.Create((a, b) =>
         string.CompareOrdinal(a.Key, b.Key) is var c and not 0 ? c : a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End));
@@ -214,7 +247,7 @@ public sealed class ChainedStage
     private void Emit(ChainedWindow window, List<WindowResult> output)
     {
         window.Revision++;
-        var kind = window.Revision == 1 ? ResultKind.Final : window.Contributions.Count == 0 ? ResultKind.Retraction : ResultKind.Update;
+        var kind = window.Revision == 1 ? ResultKind.Final : Live(window) == 0 ? ResultKind.Retraction : ResultKind.Update;
         output.Add(Result(window, kind, window.Revision));
     }
 
@@ -230,6 +263,7 @@ public sealed class ChainedStage
             aggregator.Init(slots, ref state);
             foreach (var contributed in window.Contributions)
             {
+                if (contributed.Retracted) continue;
                 var value = input < 0 ? 1 : contributed.Values[input];
                 if (!double.IsNaN(value)) aggregator.Add(slots, ref state, contributed.End - 1, value);
             }
@@ -237,7 +271,7 @@ public sealed class ChainedStage
             aggregator.Result(slots, state, values.AsSpan(at, aggregator.OutputCount));
         }
 
-        return new WindowResult(window.Start, window.End, revision, kind, window.Contributions.Count, values, _state.Watermark);
+        return new WindowResult(window.Start, window.End, revision, kind, Live(window), values, _state.Watermark);
     }
 
     private static int IndexOf(IReadOnlyList<string> names, string name)

@@ -1,0 +1,194 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Pipeline.Windowing;
+
+namespace Orleans.Pipeline.Grains;
+
+/// <summary>
+/// The watermark of a pipeline that feeds others, from its partitions' reports. Kept in memory: after a restart it
+/// starts low again and rises as partitions report (downstream watermarks never move back, so that only delays).
+/// </summary>
+internal sealed class ChainWatermarkGrain(PipelineCatalog catalog, [FromKeyedServices(PipelineTime.Key)] TimeProvider time)
+    : Grain, IChainWatermarkGrain
+{
+    private long[] _watermarks = [];
+    private long[] _heardAt = [];
+    private long _idleMs;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var definition = catalog.Find(this.GetPrimaryKeyString());
+        var partitions = definition?.Partitions ?? 1;
+        _watermarks = Enumerable.Repeat(long.MinValue, partitions).ToArray();
+        // Partitions not heard from yet count as quiet from now: they hold the watermark back for one idle time.
+        _heardAt = Enumerable.Repeat(Now(), partitions).ToArray();
+        _idleMs = ChainTiming.PartitionIdleMs(definition);
+        return Task.CompletedTask;
+    }
+
+    public Task<long> ReportAsync(int partition, long watermark)
+    {
+        if ((uint)partition < (uint)_watermarks.Length)
+        {
+            if (watermark > _watermarks[partition]) _watermarks[partition] = watermark;
+            _heardAt[partition] = Now();
+        }
+
+        return GetAsync();
+    }
+
+    public Task<long> GetAsync()
+    {
+        var now = Now();
+        long lowest = long.MaxValue, highest = long.MinValue;
+        for (var p = 0; p < _watermarks.Length; p++)
+        {
+            highest = Math.Max(highest, _watermarks[p]);
+            if (now - _heardAt[p] < _idleMs) lowest = Math.Min(lowest, _watermarks[p]);
+        }
+
+        return Task.FromResult(lowest == long.MaxValue ? highest : lowest);
+    }
+
+    private long Now() => time.GetUtcNow().ToUnixTimeMilliseconds();
+}
+
+/// <summary>How long chained pipelines wait for quiet inputs.</summary>
+internal static class ChainTiming
+{
+    /// <summary>
+    /// How long an upstream partition may stay quiet before it no longer holds the chain's watermark back: twice the
+    /// upstream's idle timeout plus a second (its quiet keys close their windows by their idle timeout first, and
+    /// those results arrive before the partition is passed over), or 10 s without one.
+    /// </summary>
+    public static long PartitionIdleMs(PipelineDefinition? upstream) =>
+        upstream?.Windowing.IdleTimeoutMs is { } idle ? 2 * idle + 1_000 : 10_000;
+
+    /// <summary>How often a chained key with open windows looks at its input's watermark.</summary>
+    public static readonly TimeSpan DownstreamTick = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The end of the first window (on <paramref name="window"/>'s grid) that ends after <paramref name="watermark"/>.</summary>
+    public static long NextEnd(WindowSpec window, long watermark) =>
+        watermark == long.MinValue ? long.MinValue : AlignDown(window, watermark - window.SizeMs) + window.SlideMs + window.SizeMs;
+
+    /// <summary>The end of the last window an event at <paramref name="time"/> belongs to.</summary>
+    public static long LastEnd(WindowSpec window, long time) => AlignDown(window, time) + window.SizeMs;
+
+    private static long AlignDown(WindowSpec window, long time)
+    {
+        var shifted = time - window.OffsetMs;
+        return shifted - (((shifted % window.SlideMs) + window.SlideMs) % window.SlideMs) + window.OffsetMs;
+    }
+}
+
+/// <summary>
+/// A silo's view of its inputs' chain watermarks, refreshed from <see cref="IChainWatermarkGrain"/> at most every
+/// tick however many chained keys ask, and moved forward by what the silo's partitions hear when they report.
+/// </summary>
+public sealed class ChainWatermarks(IGrainFactory grains)
+{
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+
+    private sealed class Entry
+    {
+        public long Watermark = long.MinValue;
+        public long RefreshedAt;
+        public Task? Refreshing;
+    }
+
+    /// <summary>The latest watermark known for <paramref name="pipeline"/> (a refresh runs when it is older than a tick).</summary>
+    public async ValueTask<long> GetAsync(string pipeline)
+    {
+        var entry = _entries.GetOrAdd(pipeline, _ => new Entry());
+        if (Environment.TickCount64 - Volatile.Read(ref entry.RefreshedAt) >= ChainTiming.DownstreamTick.TotalMilliseconds)
+        {
+            Task refreshing;
+            lock (entry)
+            {
+                refreshing = entry.Refreshing ??= RefreshAsync(pipeline, entry);
+            }
+
+            await refreshing;
+        }
+
+        return Volatile.Read(ref entry.Watermark);
+    }
+
+    /// <summary>A watermark heard from the input's watermark grain (a partition's report).</summary>
+    public void Observe(string pipeline, long watermark)
+    {
+        var entry = _entries.GetOrAdd(pipeline, _ => new Entry());
+        Raise(entry, watermark);
+    }
+
+    private async Task RefreshAsync(string pipeline, Entry entry)
+    {
+        try
+        {
+            Raise(entry, await grains.GetGrain<IChainWatermarkGrain>(pipeline).GetAsync());
+            Volatile.Write(ref entry.RefreshedAt, Environment.TickCount64);
+        }
+        finally
+        {
+            lock (entry) entry.Refreshing = null;
+        }
+    }
+
+    private static void Raise(Entry entry, long watermark)
+    {
+        long seen;
+        while (watermark > (seen = Volatile.Read(ref entry.Watermark)) && Interlocked.CompareExchange(ref entry.Watermark, watermark, seen) != seen)
+        {
+        }
+    }
+}
+
+/// <summary>
+/// Hands a feeding pipeline's results to the keys of the pipelines that read it: maps each result to its downstream
+/// key, and calls every downstream key once with all of its contributions.
+/// </summary>
+public sealed class ChainForwarder(PipelineCatalog catalog, KeyGrainReferences keys)
+{
+    /// <summary>Whether <paramref name="pipeline"/> feeds others.</summary>
+    public bool Feeds(string pipeline) => catalog.DownstreamsOf(pipeline).Count > 0;
+
+    /// <summary>Forwards the final results, updates and retractions of <paramref name="batches"/> (partials are previews and are not).</summary>
+    public Task ForwardAsync(string pipeline, int partition, long delivery, IEnumerable<ResultBatch> batches, long watermark)
+    {
+        var downstreams = catalog.DownstreamsOf(pipeline);
+        if (downstreams.Count == 0) return Task.CompletedTask;
+        var upstream = catalog.Find(pipeline)!;
+        var outputs = upstream.OutputNames(catalog.Registry);
+        var list = batches as IReadOnlyCollection<ResultBatch> ?? batches.ToList();
+        var calls = new List<Task>();
+        foreach (var downstream in downstreams)
+        {
+            var input = downstream.Input!;
+            var keyField = input.KeyField is { } field ? IndexOf(outputs, field) : -1;
+            var groups = new Dictionary<string, (List<string> Keys, List<WindowResult> Results)>(StringComparer.Ordinal);
+            foreach (var batch in list)
+            {
+                foreach (var result in batch.Results)
+                {
+                    if (result.Kind == ResultKind.Partial) continue;
+                    if (input.KeyOf(batch.Key, result.Values, keyField) is not { } key) continue;
+                    if (!groups.TryGetValue(key, out var group)) groups[key] = group = ([], []);
+                    group.Keys.Add(batch.Key);
+                    group.Results.Add(result);
+                }
+            }
+
+            foreach (var (key, group) in groups)
+                calls.Add(keys.Get(downstream.Name, key).ApplyContributionsAsync(new ContributionSlice(partition, delivery, [.. group.Keys], [.. group.Results], watermark)));
+        }
+
+        return Task.WhenAll(calls);
+    }
+
+    private static int IndexOf(IReadOnlyList<string> names, string name)
+    {
+        for (var i = 0; i < names.Count; i++)
+            if (string.Equals(names[i], name, StringComparison.Ordinal)) return i;
+        return -1;
+    }
+}

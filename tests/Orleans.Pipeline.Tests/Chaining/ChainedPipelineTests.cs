@@ -1,0 +1,138 @@
+using Orleans.Pipeline.Client;
+using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Aggregation;
+
+namespace Orleans.Pipeline.Tests.Chaining;
+
+/// <summary>
+/// Pipelines that read other pipelines' results, end to end in embedded mode: on seeded traces with out-of-order and
+/// late events, every downstream window's latest result equals a brute-force evaluation of the chain.
+/// </summary>
+public sealed class ChainedPipelineTests
+{
+    public static TheoryData<string> Plans => ["global-max", "region-average", "hot-items"];
+
+    internal static ChainPlan Plan(string name) => name switch
+    {
+        "global-max" => ChainPlan.GlobalMax("gm"),
+        "region-average" => ChainPlan.RegionAverage("ra"),
+        _ => ChainPlan.HotItems("hi"),
+    };
+
+    [Theory]
+    [MemberData(nameof(Plans))]
+    public async Task Downstream_windows_equal_a_brute_force_evaluation_of_the_chain_including_late_upstream_events(string name)
+    {
+        var plan = Plan(name);
+        await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([plan.Upstream, plan.Downstream]));
+        var client = cluster.NewClient();
+        for (var seed = 1; seed <= 3; seed++)
+        {
+            // Each seed later than the last one's flush, so its windows are new ones.
+            var start = 1_000_000_000L + seed * 1_000_000L;
+            var trace = plan.Trace(seed, start, 2_000);
+            var expected = plan.BruteForce(trace);
+            // In small steps, each applied before the next: many items per partition, so keys' windows close on
+            // items they have no events in (the partition's watermark), not only on their own.
+            foreach (var chunk in trace.Chunk(50))
+            {
+                await client.PublishAsync(plan.Upstream.Name, chunk);
+                await client.WaitUntilAppliedAsync();
+            }
+
+            await client.PublishAsync(plan.Upstream.Name, plan.Flush(trace.Max(e => e.TimeMs)));
+            await client.WaitUntilAppliedAsync();
+            await ChainAssert.ResultsEqualAsync(plan, expected, key => client.QueryAsync(plan.Downstream.Name, key), start, trace.Max(e => e.TimeMs) + 5_000);
+        }
+    }
+
+    [Fact]
+    public async Task A_chained_pipeline_is_listed_with_its_input_and_refuses_published_events()
+    {
+        var plan = ChainPlan.GlobalMax("refuse");
+        await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([plan.Upstream, plan.Downstream]));
+        var client = cluster.NewClient();
+
+        var listed = await client.GetPipelinesAsync();
+        Assert.Equal(new ChainInput(plan.Upstream.Name, "all"), listed[plan.Downstream.Name].Input);
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() =>
+            client.PublishAsync(plan.Downstream.Name, new PipelineEvent("a", 1_000, new Dictionary<string, double> { ["max_price"] = 1 })));
+        Assert.Contains($"publish to '{plan.Upstream.Name}'", refused.Message);
+    }
+
+    [Theory]
+    [InlineData("missing", "key", "input pipeline 'missing' is not defined")]
+    [InlineData("up", "hash:0", "number of buckets")]
+    [InlineData("up", "field:nope", "input key 'field:nope' reads a value")]
+    [InlineData("up", "sometimes", "is not one of key, all")]
+    public void Chains_that_cannot_run_are_refused_at_start_up_with_the_reason(string input, string keyBy, string reason)
+    {
+        var up = PipelineBuilder.Named("up").Tumbling(TimeSpan.FromSeconds(1)).Max("price").Build();
+        var down = new PipelineDefinition("down", new WindowingDefinition(WindowSpec.Tumbling(1000), [AggregationSpec.Max("max_price")]), Input: new ChainInput(input, keyBy));
+
+        var error = Assert.Throws<ArgumentException>(() => new PipelineCatalog([up, down]));
+
+        Assert.Contains("pipeline 'down'", error.Message);
+        Assert.Contains(reason, error.Message);
+    }
+
+    [Fact]
+    public void Cycles_deeper_chains_session_inputs_and_unknown_fields_are_refused()
+    {
+        var up = PipelineBuilder.Named("up").Tumbling(TimeSpan.FromSeconds(1)).Max("price").Build();
+        var sessions = PipelineBuilder.Named("sessions").Session(TimeSpan.FromSeconds(1)).Max("price").Build();
+        var down = PipelineBuilder.Named("down").From("up", "all").Tumbling(TimeSpan.FromSeconds(1)).Max("max_price").Build();
+        var downer = PipelineBuilder.Named("downer").From("down", "all").Tumbling(TimeSpan.FromSeconds(1)).Max("max_max_price").Build();
+        var a = new PipelineDefinition("a", new WindowingDefinition(WindowSpec.Tumbling(1000), [AggregationSpec.Count()]), Input: new ChainInput("b"));
+        var b = new PipelineDefinition("b", new WindowingDefinition(WindowSpec.Tumbling(1000), [AggregationSpec.Count()]), Input: new ChainInput("a"));
+        var fromSessions = PipelineBuilder.Named("from-sessions").From("sessions").Tumbling(TimeSpan.FromSeconds(1)).Max("max_price").Build();
+        var wrongField = PipelineBuilder.Named("wrong-field").From("up").Tumbling(TimeSpan.FromSeconds(1)).Sum("price").Build();
+
+        Assert.Contains("chains are one level deep", Assert.Throws<ArgumentException>(() => new PipelineCatalog([up, down, downer])).Message);
+        Assert.Contains("(a cycle)", Assert.Throws<ArgumentException>(() => new PipelineCatalog([a, b])).Message);
+        Assert.Contains("tumbling or hopping windows in event time", Assert.Throws<ArgumentException>(() => new PipelineCatalog([sessions, fromSessions])).Message);
+        Assert.Contains("reads 'price', which its input 'up' does not produce (it produces max_price)",
+            Assert.Throws<ArgumentException>(() => new PipelineCatalog([up, wrongField])).Message);
+        Assert.Contains("not sessions", Assert.Throws<ArgumentException>(() =>
+            PipelineBuilder.Named("x").From("up").Session(TimeSpan.FromSeconds(1)).Max("max_price").Build()).Message);
+    }
+}
+
+/// <summary>Waiting for and comparing a chained pipeline's results with the brute force.</summary>
+internal static class ChainAssert
+{
+    /// <summary>
+    /// Waits (up to a minute) until every expected downstream window from <paramref name="from"/> to
+    /// <paramref name="until"/> has a closed result equal to the brute force, and no other window in that span has one;
+    /// fails listing the differences otherwise.
+    /// </summary>
+    public static async Task ResultsEqualAsync(ChainPlan plan, Dictionary<(string Key, long Start, long End), double> expected,
+        Func<string, Task<KeyWindows>> query, long from, long until)
+    {
+        var wanted = expected.Where(e => e.Key.Start >= from && e.Key.End <= until).ToDictionary(e => e.Key, e => e.Value);
+        var keys = wanted.Keys.Select(k => k.Key).Distinct().ToList();
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        var delay = 20;
+        List<string> differences;
+        while (true)
+        {
+            var actual = new Dictionary<(string, long, long), double>();
+            foreach (var key in keys)
+            {
+                foreach (var r in (await query(key)).Closed)
+                {
+                    if (r.Start >= from && r.End <= until) actual[(key, r.Start, r.End)] = r.Values[0];
+                }
+            }
+
+            differences = [.. wanted.Where(w => !actual.TryGetValue(w.Key, out var v) || Math.Abs(v - w.Value) > 1e-9 * Math.Max(1, Math.Abs(w.Value)))
+                    .Select(w => $"{w.Key}: expected {w.Value}, got {(actual.TryGetValue(w.Key, out var v) ? v : "nothing")}"),
+                .. actual.Keys.Where(a => !wanted.ContainsKey(a)).Select(a => $"{a}: not expected, got {actual[a]}")];
+            if (differences.Count == 0 || DateTime.UtcNow > deadline) break;
+            await Task.Delay(delay);
+            delay = Math.Min(delay * 2, 500);
+        }
+
+        Assert.True(differences.Count == 0, $"{plan.Name}: {differences.Count} of {wanted.Count} windows differ: {string.Join("; ", differences.Take(10))}");
+    }
+}
