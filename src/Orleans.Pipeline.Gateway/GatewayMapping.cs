@@ -46,6 +46,11 @@ internal static class GatewayMapping
             Watermark = result.Watermark,
         };
         Name(result.Values, outputs, wire.Values);
+        for (var i = 0; result.Labels is { } labels && i < labels.Length && i < outputs.Count; i++)
+        {
+            if (labels[i] is { } label) wire.Labels[outputs[i]] = label;
+        }
+
         return wire;
     }
 

@@ -83,7 +83,7 @@ public static class PipelineConfiguration
                 Ms(Window.Gap),
                 Ms(Window.Offset));
             var aggregations = Aggregations
-                .Select(a => new AggregationSpec(a.Function ?? "", a.Field, a.Name, a.Levels is { Length: > 0 } ? a.Levels : null))
+                .Select(a => new AggregationSpec(a.Function ?? "", a.Field, a.Name, a.Arguments is { Length: > 0 } ? a.Arguments : a.Levels is { Length: > 0 } ? a.Levels : null))
                 .ToArray();
             return new PipelineDefinition(
                 name,
@@ -121,6 +121,9 @@ public static class PipelineConfiguration
         public string? Field { get; set; }
         public string? Name { get; set; }
         public double[]? Levels { get; set; }
+
+        /// <summary>Function arguments (<c>top</c>/<c>bottom</c>: how many values; <c>quantile</c>: its levels, like <see cref="Levels"/>).</summary>
+        public double[]? Arguments { get; set; }
     }
 
     private static long Ms(TimeSpan span) => (long)span.TotalMilliseconds;

@@ -42,8 +42,10 @@ public sealed class PostgresResultReader(NpgsqlDataSource dataSource) : IResultC
             using var json = JsonDocument.Parse(reader.GetString(7));
             var values = outputNames.Select(n => json.RootElement.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN).ToArray();
             var kind = Enum.Parse<ResultKind>(reader.GetString(4), ignoreCase: true);
+            var labels = outputNames.Select(n => json.RootElement.TryGetProperty(n + PostgresResultSink.LabelSuffix, out var l) && l.ValueKind == JsonValueKind.String ? l.GetString() : null).ToArray();
             results.Add(new StoredResult(reader.GetString(0),
-                new WindowResult(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt32(3), kind, reader.GetInt64(5), values, reader.GetInt64(6)),
+                new WindowResult(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt32(3), kind, reader.GetInt64(5), values, reader.GetInt64(6),
+                    labels.Any(l => l is not null) ? labels : null),
                 reader.GetInt64(8)));
         }
 

@@ -130,7 +130,7 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
         command.Parameters.AddWithValue("kinds", rows.Select(r => KindName(r.Result.Kind)).ToArray());
         command.Parameters.AddWithValue("counts", rows.Select(r => r.Result.EventCount).ToArray());
         command.Parameters.AddWithValue("watermarks", rows.Select(r => r.Result.Watermark).ToArray());
-        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = rows.Select(r => json.Write(r.Names, r.Result.Values)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter("values", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = rows.Select(r => json.Write(r.Names, r.Result.Values, r.Result.Labels)).ToArray() });
         return command;
     }
 
@@ -183,6 +183,9 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
     /// exact decimals, but for the sign of −0 (numeric has no negative zero). A value without a name (more values than
     /// names) is named <c>v</c> and its index.
     /// </summary>
+    /// <summary>The suffix of the property holding a labelled value's key (<see cref="WindowResult.Labels"/>) in <c>output_values</c>.</summary>
+    public const string LabelSuffix = "_key";
+
     private sealed class JsonObjects : IDisposable
     {
         private readonly ArrayBufferWriter<byte> _buffer = new(256);
@@ -190,7 +193,7 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
 
         public JsonObjects() => _writer = new Utf8JsonWriter(_buffer);
 
-        public string Write(JsonEncodedText[] names, double[] values)
+        public string Write(JsonEncodedText[] names, double[] values, string?[]? labels = null)
         {
             _buffer.ResetWrittenCount();
             _writer.Reset(_buffer);
@@ -201,6 +204,12 @@ public sealed class PostgresResultSink(NpgsqlDataSource dataSource, PipelineCata
                 else _writer.WritePropertyName(string.Create(CultureInfo.InvariantCulture, $"v{i}"));
                 if (double.IsFinite(values[i])) _writer.WriteNumberValue(values[i]);
                 else _writer.WriteNullValue();
+            }
+
+            // A labelled value's key (top-N): beside it, as "<name>_key".
+            for (var i = 0; labels is not null && i < labels.Length && i < names.Length; i++)
+            {
+                if (labels[i] is { } label) _writer.WriteString(names[i].Value + LabelSuffix, label);
             }
 
             _writer.WriteEndObject();

@@ -12,6 +12,10 @@ namespace Orleans.Pipeline.Windowing;
 /// <param name="EventCount">Events applied to the window so far.</param>
 /// <param name="Values">One value per output name of the pipeline (<see cref="WindowEngine.OutputNames"/>); NaN where a field had no values.</param>
 /// <param name="Watermark">The key's watermark at emission.</param>
+/// <param name="Labels">
+/// Per value, the key it belongs to, or null: set for the outputs of <c>top</c>/<c>bottom</c> in a chained pipeline
+/// (the key that contributed each of the N values); null when no value has one.
+/// </param>
 [GenerateSerializer, Immutable, Alias("pipeline.window-result")]
 public sealed record WindowResult(
     [property: Id(0)] long Start,
@@ -20,9 +24,10 @@ public sealed record WindowResult(
     [property: Id(3)] ResultKind Kind,
     [property: Id(4)] long EventCount,
     [property: Id(5)] double[] Values,
-    [property: Id(6)] long Watermark)
+    [property: Id(6)] long Watermark,
+    [property: Id(7)] string?[]? Labels = null)
 {
     /// <inheritdoc />
     public override string ToString() =>
-        $"[{Start}, {End}) r{Revision} {Kind} n={EventCount} wm={Watermark} [{string.Join(", ", Values)}]";
+        $"[{Start}, {End}) r{Revision} {Kind} n={EventCount} wm={Watermark} [{string.Join(", ", Values.Select((v, i) => Labels?[i] is { } label ? $"{label}: {v}" : v.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]";
 }

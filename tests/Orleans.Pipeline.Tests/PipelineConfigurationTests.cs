@@ -43,6 +43,28 @@ public sealed class PipelineConfigurationTests
     }
 
     [Fact]
+    public void A_chained_pipeline_in_configuration_equals_its_fluent_definition()
+    {
+        var fromConfig = PipelineConfiguration.Read(Config(
+            ("Pipeline:Pipelines:hot-items:Input:Pipeline", "views"),
+            ("Pipeline:Pipelines:hot-items:Input:KeyBy", "all"),
+            ("Pipeline:Pipelines:hot-items:Window:Kind", "Hopping"),
+            ("Pipeline:Pipelines:hot-items:Window:Size", "00:00:10"),
+            ("Pipeline:Pipelines:hot-items:Window:Slide", "00:00:02"),
+            ("Pipeline:Pipelines:hot-items:Aggregations:0:Function", "top"),
+            ("Pipeline:Pipelines:hot-items:Aggregations:0:Field", "count"),
+            ("Pipeline:Pipelines:hot-items:Aggregations:0:Arguments:0", "3")));
+
+        var fluent = PipelineBuilder.Named("hot-items").From("views", "all").Hopping(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2))
+            .Aggregate(Orleans.Pipeline.Windowing.Aggregation.AggregationSpec.Top("count", 3)).Build();
+
+        var read = Assert.Single(fromConfig);
+        Assert.Equal(fluent.Input, read.Input);
+        Assert.Equal(fluent.Windowing.Layout, read.Windowing.Layout);
+        Assert.Equal(["top_count_1", "top_count_2", "top_count_3"], read.OutputNames());
+    }
+
+    [Fact]
     public void A_configuration_with_problems_reports_each_with_its_pipelines_name()
     {
         var error = Assert.Throws<ArgumentException>(() => PipelineConfiguration.Read(Config(

@@ -18,6 +18,8 @@ public sealed class AggregatorRegistry
         ["first"] = _ => FirstAggregator.Instance,
         ["last"] = _ => LastAggregator.Instance,
         ["distinct"] = _ => new CustomAggregator<HyperLogLogSketch>(DistinctCountAggregate.Instance),
+        ["top"] = spec => new CustomAggregator<TopValues>(new TopAggregate(TopAggregate.CountOf(spec), largest: true), TopAggregate.CountOf(spec)),
+        ["bottom"] = spec => new CustomAggregator<TopValues>(new TopAggregate(TopAggregate.CountOf(spec), largest: false), TopAggregate.CountOf(spec)),
         ["quantile"] = spec => new CustomAggregator<QuantileSketch>(new QuantileAggregate(spec.Arguments ?? []), Math.Max(1, spec.Arguments?.Length ?? 0)),
     };
 
@@ -59,6 +61,9 @@ public sealed class AggregatorRegistry
         var function = spec.Function.ToLowerInvariant();
         if (spec.Field is null && function != "count")
             yield return $"aggregation '{spec.OutputName}': function '{spec.Function}' needs a field";
+
+        if (function is "top" or "bottom" && TopAggregate.CountOf(spec) == 0)
+            yield return $"aggregation '{spec.OutputName}': {function} needs one argument, how many values it keeps: a whole number in [1, {TopAggregate.MaxCount}]";
 
         if (function == "quantile")
         {

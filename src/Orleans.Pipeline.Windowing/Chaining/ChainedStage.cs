@@ -65,7 +65,8 @@ internal sealed record ChainedContribution(
 public sealed class ChainedStage
 {
     private readonly WindowingDefinition _definition;
-    private readonly (Aggregator Aggregator, int Input, int Output)[] _aggregations;
+    private readonly (Aggregator Aggregator, int Input, int Output, int Top, bool Largest)[] _aggregations;
+    private readonly bool _labelled;
     private readonly int _outputCount;
     private readonly int _maxSlots;
     private readonly ChainedStageState _state;
@@ -97,8 +98,10 @@ public sealed class ChainedStage
             var aggregator = registry.Create(a);
             var at = output;
             output += aggregator.OutputCount;
-            return (aggregator, a.Field is null ? -1 : IndexOf(inputNames, a.Field), at);
+            var top = TopAggregate.IsTop(a, out var largest) ? TopAggregate.CountOf(a) : 0;
+            return (aggregator, a.Field is null ? -1 : IndexOf(inputNames, a.Field), at, top, largest);
         }).ToArray();
+        _labelled = _aggregations.Any(a => a.Top > 0);
         _outputCount = output;
         _maxSlots = Math.Max(1, _aggregations.Max(a => a.Aggregator.ScalarSlots));
         OutputNames = definition.Aggregations.Zip(_aggregations).SelectMany(p => p.Second.Aggregator.OutputNames(p.First)).ToArray();
@@ -254,9 +257,25 @@ public sealed class ChainedStage
     private WindowResult Result(ChainedWindow window, ResultKind kind, int revision)
     {
         var values = new double[_outputCount];
+        var labels = _labelled ? new string?[_outputCount] : null;
         Span<double> buffer = stackalloc double[_maxSlots];
-        foreach (var (aggregator, input, at) in _aggregations)
+        foreach (var (aggregator, input, at, top, largest) in _aggregations)
         {
+            if (top > 0)
+            {
+                // The N best contributions with the keys that made them; ties go to the smaller key, so every replay
+                // of the same contributions labels them the same way.
+                var ranked = window.Contributions.Where(c => !c.Retracted && !double.IsNaN(c.Values[input]))
+                    .OrderBy(c => largest ? -c.Values[input] : c.Values[input]).ThenBy(c => c.Key, StringComparer.Ordinal).Take(top).ToList();
+                for (var i = 0; i < top; i++)
+                {
+                    values[at + i] = i < ranked.Count ? ranked[i].Values[input] : double.NaN;
+                    labels![at + i] = i < ranked.Count ? ranked[i].Key : null;
+                }
+
+                continue;
+            }
+
             var slots = buffer[..aggregator.ScalarSlots];
             slots.Clear();
             object? state = null;
@@ -271,7 +290,7 @@ public sealed class ChainedStage
             aggregator.Result(slots, state, values.AsSpan(at, aggregator.OutputCount));
         }
 
-        return new WindowResult(window.Start, window.End, revision, kind, Live(window), values, _state.Watermark);
+        return new WindowResult(window.Start, window.End, revision, kind, Live(window), values, _state.Watermark, labels);
     }
 
     private static int IndexOf(IReadOnlyList<string> names, string name)

@@ -1,5 +1,6 @@
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Windowing;
+using Orleans.Pipeline.Windowing.Aggregation;
 
 namespace Orleans.Pipeline.Tests.Chaining;
 
@@ -15,7 +16,7 @@ public sealed record ChainPlan(
     string Field,
     Func<string, string> DownstreamKey,
     Func<IReadOnlyList<double>, double> UpstreamAggregate,
-    Func<IReadOnlyList<double>, double> DownstreamAggregate)
+    Func<IReadOnlyList<(string Key, double Value)>, ChainExpected> DownstreamAggregate)
 {
     public const int Partitions = 4;
     public const long Disorder = 100;
@@ -32,7 +33,7 @@ public sealed record ChainPlan(
         "price",
         _ => ChainInput.AllKey,
         v => v.Max(),
-        v => v.Max());
+        v => new ChainExpected([v.Max(c => c.Value)]));
 
     /// <summary>Tumbling 1 s average per device, then the average and count per region over 2 s (<c>prefix:/</c>).</summary>
     public static ChainPlan RegionAverage(string prefix) => new(
@@ -45,7 +46,7 @@ public sealed record ChainPlan(
         "temp",
         k => k[..k.IndexOf('/')],
         v => v.Average(),
-        v => v.Average());
+        v => new ChainExpected([v.Average(c => c.Value)]));
 
     /// <summary>Hopping 2 s / 1 s count per item, then the highest count in each of the same windows (<c>all</c>).</summary>
     public static ChainPlan HotItems(string prefix) => new(
@@ -58,7 +59,25 @@ public sealed record ChainPlan(
         "n",
         _ => ChainInput.AllKey,
         v => v.Count,
-        v => v.Max());
+        v => new ChainExpected([v.Max(c => c.Value)]));
+
+    /// <summary>Hopping 2 s / 1 s count per item, then the three most viewed items in each of the same windows, with their keys.</summary>
+    public static ChainPlan TopItems(string prefix) => new(
+        "hopping count per item, then the global top 3 per window",
+        PipelineBuilder.Named($"{prefix}-views").Hopping(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(1)).Disorder(TimeSpan.FromMilliseconds(Disorder))
+            .AllowedLateness(TimeSpan.FromMilliseconds(Lateness)).Partitions(Partitions).Count().Build(),
+        PipelineBuilder.Named($"{prefix}-top-items").From($"{prefix}-views", "all").Hopping(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(1))
+            .AllowedLateness(TimeSpan.FromSeconds(1)).KeepClosedWindows(1000).Aggregate(AggregationSpec.Top("count", 3)).Build(),
+        [.. Enumerable.Range(0, 30).Select(i => $"item-{i}")],
+        "n",
+        _ => ChainInput.AllKey,
+        v => v.Count,
+        v =>
+        {
+            var best = v.OrderByDescending(c => c.Value).ThenBy(c => c.Key, StringComparer.Ordinal).Take(3).ToList();
+            return new ChainExpected([.. Enumerable.Range(0, 3).Select(i => i < best.Count ? best[i].Value : double.NaN)],
+                [.. Enumerable.Range(0, 3).Select(i => i < best.Count ? best[i].Key : null)]);
+        });
 
     /// <summary>
     /// A seeded trace from <paramref name="start"/>: times move forward 5 ms per event; 85% are out of order by less
@@ -96,7 +115,7 @@ public sealed record ChainPlan(
     }
 
     /// <summary>The downstream results the trace must produce: (downstream key, start, end) → value.</summary>
-    public Dictionary<(string Key, long Start, long End), double> BruteForce(IEnumerable<PipelineEvent> events)
+    public Dictionary<(string Key, long Start, long End), ChainExpected> BruteForce(IEnumerable<PipelineEvent> events)
     {
         var up = Upstream.Windowing.Window;
         var upstream = new Dictionary<(string Key, long Start, long End), List<double>>();
@@ -110,7 +129,7 @@ public sealed record ChainPlan(
         }
 
         var down = Downstream.Windowing.Window;
-        var downstream = new Dictionary<(string, long, long), List<double>>();
+        var downstream = new Dictionary<(string, long, long), List<(string, double)>>();
         foreach (var ((key, start, end), values) in upstream)
         {
             var value = UpstreamAggregate(values);
@@ -122,7 +141,7 @@ public sealed record ChainPlan(
             {
                 var id = (DownstreamKey(key), s, s + down.SizeMs);
                 if (!downstream.TryGetValue(id, out var list)) downstream[id] = list = [];
-                list.Add(value);
+                list.Add((key, value));
             }
         }
 
@@ -130,4 +149,23 @@ public sealed record ChainPlan(
     }
 
     private static long Mod(long value, long by) => ((value % by) + by) % by;
+}
+
+/// <summary>A downstream window's values, and the keys they belong to (top-N) or null.</summary>
+public sealed record ChainExpected(double[] Values, string?[]? Labels = null)
+{
+    /// <summary>What differs in <paramref name="actual"/>, or null when it matches (values to 1e-9 relative: averages sum in another order).</summary>
+    public string? Difference(WindowResult actual)
+    {
+        for (var i = 0; i < Values.Length; i++)
+        {
+            var (e, a) = (Values[i], actual.Values[i]);
+            if (double.IsNaN(e) != double.IsNaN(a) || (!double.IsNaN(e) && Math.Abs(a - e) > 1e-9 * Math.Max(1, Math.Abs(e))))
+                return $"expected {this}, got {actual}";
+        }
+
+        return Labels is null || (actual.Labels is { } labels && labels.SequenceEqual(Labels)) ? null : $"expected {this}, got {actual}";
+    }
+
+    public override string ToString() => $"[{string.Join(", ", Values.Select((v, i) => Labels?[i] is { } l ? $"{l}: {v}" : $"{v}"))}]";
 }

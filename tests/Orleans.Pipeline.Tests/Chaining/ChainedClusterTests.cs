@@ -14,6 +14,7 @@ public sealed class ChainedClusterTests(PostgresServer postgres)
     [Theory]
     [InlineData("global-max")]
     [InlineData("region-average")]
+    [InlineData("top-items")]
     public async Task Chained_results_stay_exact_when_a_silo_is_killed_mid_stream(string name)
     {
         var plan = ChainedPipelineTests.Plan(name);

@@ -10,12 +10,13 @@ namespace Orleans.Pipeline.Tests.Chaining;
 /// </summary>
 public sealed class ChainedPipelineTests
 {
-    public static TheoryData<string> Plans => ["global-max", "region-average", "hot-items"];
+    public static TheoryData<string> Plans => ["global-max", "region-average", "hot-items", "top-items"];
 
     internal static ChainPlan Plan(string name) => name switch
     {
         "global-max" => ChainPlan.GlobalMax("gm"),
         "region-average" => ChainPlan.RegionAverage("ra"),
+        "top-items" => ChainPlan.TopItems("ti"),
         _ => ChainPlan.HotItems("hi"),
     };
 
@@ -106,7 +107,7 @@ internal static class ChainAssert
     /// <paramref name="until"/> has a closed result equal to the brute force, and no other window in that span has one;
     /// fails listing the differences otherwise.
     /// </summary>
-    public static async Task ResultsEqualAsync(ChainPlan plan, Dictionary<(string Key, long Start, long End), double> expected,
+    public static async Task ResultsEqualAsync(ChainPlan plan, Dictionary<(string Key, long Start, long End), ChainExpected> expected,
         Func<string, Task<KeyWindows>> query, long from, long until)
     {
         var wanted = expected.Where(e => e.Key.Start >= from && e.Key.End <= until).ToDictionary(e => e.Key, e => e.Value);
@@ -116,17 +117,17 @@ internal static class ChainAssert
         List<string> differences;
         while (true)
         {
-            var actual = new Dictionary<(string, long, long), double>();
+            var actual = new Dictionary<(string, long, long), WindowResult>();
             foreach (var key in keys)
             {
                 foreach (var r in (await query(key)).Closed)
                 {
-                    if (r.Start >= from && r.End <= until) actual[(key, r.Start, r.End)] = r.Values[0];
+                    if (r.Start >= from && r.End <= until) actual[(key, r.Start, r.End)] = r;
                 }
             }
 
-            differences = [.. wanted.Where(w => !actual.TryGetValue(w.Key, out var v) || Math.Abs(v - w.Value) > 1e-9 * Math.Max(1, Math.Abs(w.Value)))
-                    .Select(w => $"{w.Key}: expected {w.Value}, got {(actual.TryGetValue(w.Key, out var v) ? v : "nothing")}"),
+            differences = [.. wanted.Select(w => actual.TryGetValue(w.Key, out var a) ? (w.Value.Difference(a) is { } d ? $"{w.Key}: {d}" : null) : $"{w.Key}: expected {w.Value}, got nothing")
+                    .OfType<string>(),
                 .. actual.Keys.Where(a => !wanted.ContainsKey(a)).Select(a => $"{a}: not expected, got {actual[a]}")];
             if (differences.Count == 0 || DateTime.UtcNow > deadline) break;
             await Task.Delay(delay);

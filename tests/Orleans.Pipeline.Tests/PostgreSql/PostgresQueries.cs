@@ -25,8 +25,11 @@ internal static class PostgresQueries
         {
             using var json = JsonDocument.Parse(reader.GetString(6));
             var values = names.Select(n => json.RootElement.GetProperty(n) is { ValueKind: JsonValueKind.Number } v ? v.GetDouble() : double.NaN).ToArray();
+            // Top-N values carry their key beside them, as "<name>_key".
+            var labels = names.Select(n => json.RootElement.TryGetProperty(n + "_key", out var l) ? l.GetString() : null).ToArray();
             var kind = Enum.Parse<ResultKind>(reader.GetString(3), ignoreCase: true);
-            rows[(reader.GetInt64(0), reader.GetInt64(1))] = new WindowResult(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), kind, reader.GetInt64(4), values, reader.GetInt64(5));
+            rows[(reader.GetInt64(0), reader.GetInt64(1))] = new WindowResult(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), kind, reader.GetInt64(4), values, reader.GetInt64(5),
+                labels.Any(l => l is not null) ? labels : null);
         }
 
         return rows;
