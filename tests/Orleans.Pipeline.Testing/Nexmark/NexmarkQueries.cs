@@ -4,9 +4,9 @@ using Orleans.Pipeline.Windowing.Aggregation;
 namespace Orleans.Pipeline.Testing.Nexmark;
 
 /// <summary>
-/// The Nexmark queries that are one keyed window over the bids, as pipelines, and the first (per-auction) stage of
-/// the two-stage ones. A query's events are the bids, keyed by <see cref="NexmarkQuery.Key"/>, with the field
-/// <c>price</c> (cents). Events come in event-time order, so no disorder is allowed for.
+/// The Nexmark queries as pipelines. A query's events are the bids, keyed by <see cref="NexmarkQuery.Key"/>, with
+/// the field <c>price</c> (cents). q5 and q7 are two pipelines each: per auction, then a chained pipeline over all
+/// auctions per window. Events come in event-time order, so no disorder is allowed for.
 /// </summary>
 public static class NexmarkQueries
 {
@@ -19,13 +19,19 @@ public static class NexmarkQueries
     public static readonly NexmarkQuery Q0 = new("q0", "pass-through (each bid counted in its auction's 10 s window)", NexmarkKey.Auction,
         new PipelineDefinition("nexmark-q0", new WindowingDefinition(WindowSpec.Tumbling(TenSeconds), [AggregationSpec.Count()])));
 
-    /// <summary>q5, first stage: bids per auction in hopping windows of 10 s every 2 s (the second stage takes the maximum per window).</summary>
-    public static readonly NexmarkQuery Q5Auctions = new("q5 (stage 1)", "bids per auction, hopping 10 s every 2 s", NexmarkKey.Auction,
-        new PipelineDefinition("nexmark-q5-auctions", new WindowingDefinition(WindowSpec.Hopping(TenSeconds, 2_000), [AggregationSpec.Count()])));
+    /// <summary>
+    /// q5, hot items: bids per auction in hopping windows of 10 s every 2 s, then the auction with the most bids in
+    /// each window (a chained pipeline over all auctions: <c>top</c> 1, labelled with the auction).
+    /// </summary>
+    public static readonly NexmarkQuery Q5 = new("q5", "hot items: bids per auction, hopping 10 s every 2 s, then the top auction per window", NexmarkKey.Auction,
+        PipelineBuilder.Named("nexmark-q5-auctions").Hopping(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2)).Count().Build(),
+        PipelineBuilder.Named("nexmark-q5").From("nexmark-q5-auctions", "all").Hopping(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2))
+            .Aggregate(AggregationSpec.Top("count", 1)).KeepClosedWindows(1_000).Build());
 
-    /// <summary>q7, first stage: the highest bid per auction per 10 s tumbling window (the second stage takes the maximum per window).</summary>
-    public static readonly NexmarkQuery Q7Auctions = new("q7 (stage 1)", "highest bid per auction, tumbling 10 s", NexmarkKey.Auction,
-        new PipelineDefinition("nexmark-q7-auctions", new WindowingDefinition(WindowSpec.Tumbling(TenSeconds), [AggregationSpec.Max("price")])));
+    /// <summary>q7, highest bid: the highest price per auction per 10 s tumbling window, then the highest over all auctions.</summary>
+    public static readonly NexmarkQuery Q7 = new("q7", "highest bid: per auction, tumbling 10 s, then the highest per window", NexmarkKey.Auction,
+        PipelineBuilder.Named("nexmark-q7-auctions").Tumbling(TimeSpan.FromSeconds(10)).Max("price").Build(),
+        PipelineBuilder.Named("nexmark-q7").From("nexmark-q7-auctions", "all").Tumbling(TimeSpan.FromSeconds(10)).Max("max_price").KeepClosedWindows(1_000).Build());
 
     /// <summary>q11: bids per bidder per session (a gap of 10 s ends it).</summary>
     public static readonly NexmarkQuery Q11 = new("q11", "bids per bidder per session, gap 10 s", NexmarkKey.Bidder,
@@ -36,7 +42,7 @@ public static class NexmarkQueries
         new PipelineDefinition("nexmark-q12", new WindowingDefinition(WindowSpec.Tumbling(TenSeconds), [AggregationSpec.Count()], TimeMode.ProcessingTime)));
 
     /// <summary>Every query above.</summary>
-    public static IReadOnlyList<NexmarkQuery> All { get; } = [Q0, Q5Auctions, Q7Auctions, Q11, Q12];
+    public static IReadOnlyList<NexmarkQuery> All { get; } = [Q0, Q5, Q7, Q11, Q12];
 }
 
 /// <summary>Which bid attribute keys a query.</summary>
@@ -46,9 +52,15 @@ public enum NexmarkKey
     Bidder,
 }
 
-/// <summary>A Nexmark query as a pipeline: its name, what it computes, how bids are keyed, and the definition.</summary>
-public sealed record NexmarkQuery(string Name, string Description, NexmarkKey Key, PipelineDefinition Pipeline)
+/// <summary>
+/// A Nexmark query as pipelines: its name, what it computes, how bids are keyed, the pipeline bids are published to,
+/// and for two-stage queries the chained pipeline that reads it (the query's answer).
+/// </summary>
+public sealed record NexmarkQuery(string Name, string Description, NexmarkKey Key, PipelineDefinition Pipeline, PipelineDefinition? Downstream = null)
 {
+    /// <summary>Every pipeline the query runs.</summary>
+    public IReadOnlyList<PipelineDefinition> Pipelines => Downstream is null ? [Pipeline] : [Pipeline, Downstream];
+
     /// <summary>The bid's key for this query.</summary>
     public string KeyOf(NexmarkBid bid) => (Key == NexmarkKey.Auction ? bid.Auction : bid.Bidder).ToString(System.Globalization.CultureInfo.InvariantCulture);
 

@@ -80,8 +80,8 @@ public sealed class NexmarkTests
 
     public static TheoryData<string, int> Queries() => new()
     {
-        { "q0", 11 }, { "q5 (stage 1)", 12 }, { "q7 (stage 1)", 13 }, { "q11", 14 }, { "q12", 15 },
-        { "q0", 21 }, { "q5 (stage 1)", 22 }, { "q7 (stage 1)", 23 }, { "q11", 24 }, { "q12", 25 },
+        { "q0", 11 }, { "q5", 12 }, { "q7", 13 }, { "q11", 14 }, { "q12", 15 },
+        { "q0", 21 }, { "q5", 22 }, { "q7", 23 }, { "q11", 24 }, { "q12", 25 },
     };
 
     [Theory]
@@ -143,7 +143,7 @@ public sealed class NexmarkTests
                 }
 
                 break;
-            case "q7 (stage 1)": // highest price per 10 s tumbling window
+            case "q7": // first stage: highest price per auction per 10 s tumbling window
                 foreach (var b in bids)
                 {
                     var start = b.TimeMs - b.TimeMs % 10_000;
@@ -152,7 +152,7 @@ public sealed class NexmarkTests
                 }
 
                 break;
-            case "q5 (stage 1)": // count per window of 10 s starting every 2 s
+            case "q5": // first stage: count per auction per window of 10 s starting every 2 s
                 foreach (var b in bids)
                 {
                     for (var start = b.TimeMs - b.TimeMs % 2_000; start > b.TimeMs - 10_000; start -= 2_000)
