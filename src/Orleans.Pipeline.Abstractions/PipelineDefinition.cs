@@ -114,9 +114,10 @@ public sealed record PipelineDefinition(
                 continue; // reported by the upstream's own validation
             }
 
+            var merges = Orleans.Pipeline.Windowing.Chaining.ChainedStage.MergedSketches(pipeline.Windowing, upstream.Windowing, registry);
             foreach (var a in pipeline.Windowing.Aggregations ?? [])
             {
-                if (a.Field is not null && !outputs.Contains(a.Field, StringComparer.Ordinal))
+                if (a.Field is not null && !outputs.Contains(a.Field, StringComparer.Ordinal) && !merges.ContainsKey(a))
                     yield return $"pipeline '{pipeline.Name}': aggregation '{a.OutputName}' reads '{a.Field}', which its input '{upstream.Name}' does not produce (it produces {string.Join(", ", outputs)})";
             }
 

@@ -152,6 +152,13 @@ public sealed class ChainForwarder(PipelineCatalog catalog, KeyGrainReferences k
     /// <summary>Whether <paramref name="pipeline"/> feeds others.</summary>
     public bool Feeds(string pipeline) => catalog.DownstreamsOf(pipeline).Count > 0;
 
+    /// <summary>Whether a pipeline <paramref name="pipeline"/> feeds merges its sketches (its results must carry them).</summary>
+    public bool NeedsStates(string pipeline)
+    {
+        var upstream = catalog.Find(pipeline);
+        return upstream is not null && catalog.DownstreamsOf(pipeline).Any(d => Windowing.Chaining.ChainedStage.MergedSketches(d.Windowing, upstream.Windowing, catalog.Registry).Count > 0);
+    }
+
     /// <summary>Forwards the final results, updates and retractions of <paramref name="batches"/> (partials are previews and are not).</summary>
     public Task ForwardAsync(string pipeline, int partition, long delivery, IEnumerable<ResultBatch> batches, long watermark)
     {

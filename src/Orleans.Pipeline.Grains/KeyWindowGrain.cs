@@ -29,6 +29,7 @@ internal sealed partial class KeyWindowGrain(
     KeyGrainOptions options,
     IKeyStateStore store,
     Serializer<KeyGrainState> serializer,
+    Serializer<object?[]> stateCopier,
     IResultSink sink,
     LiveResults live,
     PipelineLatencies latencies,
@@ -100,7 +101,7 @@ internal sealed partial class KeyWindowGrain(
         {
             // A key of a chained pipeline: upstream results in, through the downstream stage.
             var upstream = catalog.Find(input.Pipeline)!;
-            _stage = new ChainedStage(_definition.Windowing, upstream.OutputNames(catalog.Registry), _state.Chained, catalog.Registry);
+            _stage = new ChainedStage(_definition.Windowing, upstream.OutputNames(catalog.Registry), _state.Chained, catalog.Registry, upstream.Windowing);
             _state.Chained = _stage.State;
             PipelineMeter.ActiveKeys.Add(1, PipelineMeter.Pipeline(_pipeline));
             _counted = true;
@@ -116,7 +117,7 @@ internal sealed partial class KeyWindowGrain(
             await forwarder.ForwardAsync(_pipeline, _state.Partition, _state.LastDelivery, [new ResultBatch(_pipeline, _key, [.. last], [])], long.MinValue);
         }
 
-        _engine = new WindowEngine(_definition.Windowing, _state.Engine, catalog.Registry);
+        _engine = new WindowEngine(_definition.Windowing, _state.Engine, catalog.Registry) { EmitStates = _feeds && forwarder.NeedsStates(_pipeline) };
         _state.Engine = _engine.State;
         // The stored arrival time is another silo's clock (or this one's before a restart): a skewed clock must not
         // make the idle timeout close windows at once, and events then late.
@@ -259,7 +260,7 @@ internal sealed partial class KeyWindowGrain(
             for (var i = 0; i < slice.Results.Length; i++)
             {
                 var r = slice.Results[i];
-                if (_stage.Apply(new Contribution(slice.Keys[i], r.Start, r.End, r.Kind, r.Values, r.Revision), _output) == EventOutcome.Applied)
+                if (_stage.Apply(new Contribution(slice.Keys[i], r.Start, r.End, r.Kind, r.Values, r.Revision) { States = r.States }, _output) == EventOutcome.Applied)
                     _appliedInStep++;
             }
 
@@ -355,12 +356,14 @@ internal sealed partial class KeyWindowGrain(
     /// </summary>
     private async Task<ResultBatch?> CommitAsync(bool publish)
     {
-        RememberClosed();
         List<WindowResult>? forward = null;
         if (_feeds)
         {
-            foreach (var result in _output)
+            for (var i = 0; i < _output.Count; i++)
             {
+                var result = _output[i];
+                // The live sketches change with later events: what goes downstream (and is kept for a redelivery) is a copy.
+                if (result.States is { } states) _output[i] = result = result with { States = stateCopier.Deserialize(stateCopier.SerializeToArray(states)) };
                 if (result.Kind != ResultKind.Partial) (forward ??= []).Add(result);
             }
 
@@ -372,6 +375,7 @@ internal sealed partial class KeyWindowGrain(
             }
         }
 
+        RememberClosed();
         var write = new SinkWrite(_pipeline, _key, _output.ToArray(), _late.ToArray(), _deadLetters.ToArray());
         _unsaved = true;
         if (options.StateWriteInterval <= TimeSpan.Zero)
@@ -550,7 +554,7 @@ internal sealed partial class KeyWindowGrain(
         {
             if (result.Kind is ResultKind.Partial) continue;
             closed.RemoveAll(r => r.Start == result.Start && r.End == result.End);
-            if (result.Kind is ResultKind.Final or ResultKind.Update) closed.Add(result);
+            if (result.Kind is ResultKind.Final or ResultKind.Update) closed.Add(result.States is null ? result : result with { States = null });
         }
 
         if (closed.Count > keep) closed.RemoveRange(0, closed.Count - keep);

@@ -109,6 +109,12 @@ public sealed class WindowEngine
     public WindowState State => _state;
 
     /// <summary>
+    /// Whether results carry the window's aggregator objects (<see cref="WindowResult.States"/>: the live objects,
+    /// which later events change; copy them before keeping them): for a pipeline whose sketches a chained pipeline merges.
+    /// </summary>
+    public bool EmitStates { get; set; }
+
+    /// <summary>
     /// Applies one event. <paramref name="values"/> has one entry per <see cref="Fields"/>; NaN marks a missing value,
     /// which aggregations of that field skip. Results that become due (finals, updates, retractions) are appended to
     /// <paramref name="output"/>.
@@ -407,7 +413,8 @@ public sealed class WindowEngine
         window.Revision++;
         window.Flags &= ~WindowSlotFlags.Dirty;
         if (kind is ResultKind.Final or ResultKind.Update) window.Flags |= WindowSlotFlags.Fired;
-        output.Add(new WindowResult(window.Start, window.End, window.Revision, kind, window.Count, ComputeValues(window), _state.Watermark));
+        output.Add(new WindowResult(window.Start, window.End, window.Revision, kind, window.Count, ComputeValues(window), _state.Watermark,
+            States: EmitStates && window.Objects is { } objects ? (object?[])objects.Clone() : null));
     }
 
     private double[] ComputeValues(WindowSlot window)

@@ -16,6 +16,10 @@ namespace Orleans.Pipeline.Windowing;
 /// Per value, the key it belongs to, or null: set for the outputs of <c>top</c>/<c>bottom</c> in a chained pipeline
 /// (the key that contributed each of the N values); null when no value has one.
 /// </param>
+/// <param name="States">
+/// For a pipeline whose sketches are merged downstream (<see cref="WindowEngine.EmitStates"/>): the window's aggregator
+/// objects (sketches), by the aggregation's object index; null otherwise. Carried to chained pipelines, not stored.
+/// </param>
 [GenerateSerializer, Immutable, Alias("pipeline.window-result")]
 public sealed record WindowResult(
     [property: Id(0)] long Start,
@@ -25,7 +29,8 @@ public sealed record WindowResult(
     [property: Id(4)] long EventCount,
     [property: Id(5)] double[] Values,
     [property: Id(6)] long Watermark,
-    [property: Id(7)] string?[]? Labels = null)
+    [property: Id(7)] string?[]? Labels = null,
+    [property: Id(8)] object?[]? States = null)
 {
     /// <inheritdoc />
     public override string ToString() =>

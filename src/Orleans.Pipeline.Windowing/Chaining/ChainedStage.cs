@@ -13,6 +13,9 @@ namespace Orleans.Pipeline.Windowing.Chaining;
 /// </summary>
 public sealed record Contribution(string SourceKey, long SourceStart, long SourceEnd, ResultKind Kind, double[] Values, int Revision = 0)
 {
+    /// <summary>The source window's sketches (<see cref="WindowResult.States"/>), for aggregations that merge them; never changed here.</summary>
+    public object?[]? States { get; init; }
+
     /// <summary>The event time downstream: the source window's last millisecond.</summary>
     public long EventTime => SourceEnd - 1;
 }
@@ -49,7 +52,8 @@ internal sealed record ChainedContribution(
     [property: Id(2)] long End,
     [property: Id(3)] double[] Values,
     [property: Id(4)] int Revision = 0,
-    [property: Id(5)] bool Retracted = false);
+    [property: Id(5)] bool Retracted = false,
+    [property: Id(6)] object?[]? States = null);
 
 /// <summary>
 /// The downstream stage of pipelines that feed pipelines, pure like <see cref="WindowEngine"/>: upstream results in,
@@ -65,7 +69,7 @@ internal sealed record ChainedContribution(
 public sealed class ChainedStage
 {
     private readonly WindowingDefinition _definition;
-    private readonly (Aggregator Aggregator, int Input, int Output, int Top, bool Largest)[] _aggregations;
+    private readonly (Aggregator Aggregator, int Input, int Output, int Top, bool Largest, int Merge)[] _aggregations;
     private readonly bool _labelled;
     private readonly int _outputCount;
     private readonly int _maxSlots;
@@ -75,8 +79,14 @@ public sealed class ChainedStage
     /// <param name="inputNames">The upstream's output names: the fields the aggregations may read.</param>
     /// <param name="state">A persisted state to continue from (<see cref="State"/> of an earlier stage); null to start empty.</param>
     /// <param name="registry">Aggregation functions (default: the built-in ones).</param>
+    /// <param name="upstream">
+    /// The upstream's definition, when known: a <c>distinct</c> or <c>quantile</c> aggregation here whose field names an
+    /// upstream aggregation of the same function (<c>Distinct("distinct_user")</c> over an upstream <c>Distinct("user")</c>)
+    /// merges the upstream windows' sketches (carried in <see cref="Contribution.States"/>) instead of reading values.
+    /// </param>
     /// <exception cref="ArgumentException">The definition cannot run as a downstream stage; every problem is named.</exception>
-    public ChainedStage(WindowingDefinition definition, IReadOnlyList<string> inputNames, ChainedStageState? state = null, AggregatorRegistry? registry = null)
+    public ChainedStage(WindowingDefinition definition, IReadOnlyList<string> inputNames, ChainedStageState? state = null, AggregatorRegistry? registry = null,
+        WindowingDefinition? upstream = null)
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(inputNames);
@@ -86,7 +96,8 @@ public sealed class ChainedStage
         if (definition.TimeMode != TimeMode.EventTime) problems.Add("a downstream stage runs in event time (its watermark comes from upstream)");
         if (definition.IdleTimeoutMs is not null || definition.EarlyFiringIntervalMs is not null)
             problems.Add("a downstream stage has no idle timeout or early firing of its own (its watermark comes from upstream)");
-        foreach (var a in definition.Aggregations.Where(a => a.Field is not null && !inputNames.Contains(a.Field, StringComparer.Ordinal)))
+        var merges = MergedSketches(definition, upstream, registry);
+        foreach (var a in definition.Aggregations.Where(a => a.Field is not null && !inputNames.Contains(a.Field, StringComparer.Ordinal) && !merges.ContainsKey(a)))
             problems.Add($"aggregation '{a.OutputName}' reads '{a.Field}', which the upstream does not produce (it produces {string.Join(", ", inputNames)})");
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems), nameof(definition));
 
@@ -99,7 +110,7 @@ public sealed class ChainedStage
             var at = output;
             output += aggregator.OutputCount;
             var top = TopAggregate.IsTop(a, out var largest) ? TopAggregate.CountOf(a) : 0;
-            return (aggregator, a.Field is null ? -1 : IndexOf(inputNames, a.Field), at, top, largest);
+            return (aggregator, a.Field is null ? -1 : IndexOf(inputNames, a.Field), at, top, largest, merges.GetValueOrDefault(a, -1));
         }).ToArray();
         _labelled = _aggregations.Any(a => a.Top > 0);
         _outputCount = output;
@@ -158,7 +169,7 @@ public sealed class ChainedStage
             var window = _state.Windows[at];
             var retraction = contribution.Kind == ResultKind.Retraction;
             var entry = new ChainedContribution(contribution.SourceKey, contribution.SourceStart, contribution.SourceEnd,
-                retraction ? [] : contribution.Values, contribution.Revision, retraction);
+                retraction ? [] : contribution.Values, contribution.Revision, retraction, retraction ? null : contribution.States);
             var found = window.Contributions.BinarySearch(entry, SourceOrder);
             bool changed;
             if (found >= 0 && contribution.Revision > 0 && window.Contributions[found].Revision >= contribution.Revision)
@@ -259,8 +270,25 @@ public sealed class ChainedStage
         var values = new double[_outputCount];
         var labels = _labelled ? new string?[_outputCount] : null;
         Span<double> buffer = stackalloc double[_maxSlots];
-        foreach (var (aggregator, input, at, top, largest) in _aggregations)
+        foreach (var (aggregator, input, at, top, largest, merge) in _aggregations)
         {
+            if (merge >= 0)
+            {
+                // The upstream windows' sketches merged: the answer over all their events, not over their answers.
+                object? merged = null;
+                var none = buffer[..aggregator.ScalarSlots];
+                none.Clear();
+                aggregator.Init(none, ref merged);
+                foreach (var contributed in window.Contributions)
+                {
+                    if (!contributed.Retracted && contributed.States is { } states && merge < states.Length && states[merge] is { } sketch)
+                        aggregator.Merge(none, ref merged, [], sketch);
+                }
+
+                aggregator.Result(none, merged, values.AsSpan(at, aggregator.OutputCount));
+                continue;
+            }
+
             if (top > 0)
             {
                 // The N best contributions with the keys that made them; ties go to the smaller key, so every replay
@@ -291,6 +319,42 @@ public sealed class ChainedStage
         }
 
         return new WindowResult(window.Start, window.End, revision, kind, Live(window), values, _state.Watermark, labels);
+    }
+
+    /// <summary>The functions whose sketches a downstream stage merges.</summary>
+    public static readonly IReadOnlySet<string> MergeableSketches = new HashSet<string>(["distinct", "quantile"], StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The aggregations of <paramref name="definition"/> that merge upstream sketches, with the object index of the
+    /// upstream aggregation they merge: same function (<c>distinct</c> or <c>quantile</c>), field = that aggregation's output name.
+    /// </summary>
+    public static Dictionary<AggregationSpec, int> MergedSketches(WindowingDefinition definition, WindowingDefinition? upstream, AggregatorRegistry? registry = null)
+    {
+        var merges = new Dictionary<AggregationSpec, int>(ReferenceEqualityComparer.Instance);
+        if (upstream is null) return merges;
+        WindowPlan plan;
+        try
+        {
+            plan = WindowPlan.For(upstream, registry);
+        }
+        catch (ArgumentException)
+        {
+            return merges;
+        }
+
+        foreach (var a in definition.Aggregations)
+        {
+            if (a.Field is null || !MergeableSketches.Contains(a.Function)) continue;
+            for (var u = 0; u < upstream.Aggregations.Length; u++)
+            {
+                var source = upstream.Aggregations[u];
+                if (string.Equals(source.OutputName, a.Field, StringComparison.Ordinal) && string.Equals(source.Function, a.Function, StringComparison.OrdinalIgnoreCase) &&
+                    plan.Aggregators[u].ObjectIndex >= 0)
+                    merges[a] = plan.Aggregators[u].ObjectIndex;
+            }
+        }
+
+        return merges;
     }
 
     private static int IndexOf(IReadOnlyList<string> names, string name)

@@ -48,6 +48,37 @@ public sealed class ChainedPipelineTests
     }
 
     [Fact]
+    public async Task Distinct_counts_across_all_keys_merge_the_keys_sketches_and_equal_the_distinct_values_of_all_events()
+    {
+        // Per item, the distinct users per second; across items, the users merged from the items' sketches, which
+        // a count of per-item answers could not give (a user seen on two items counts once).
+        var up = PipelineBuilder.Named("dx-items").Tumbling(TimeSpan.FromSeconds(1)).Disorder(TimeSpan.FromMilliseconds(ChainPlan.Disorder))
+            .AllowedLateness(TimeSpan.FromMilliseconds(ChainPlan.Lateness)).Partitions(ChainPlan.Partitions).Distinct("user").Build();
+        var down = PipelineBuilder.Named("dx-users").From("dx-items", "all").Tumbling(TimeSpan.FromSeconds(1))
+            .AllowedLateness(TimeSpan.FromSeconds(1)).KeepClosedWindows(1000).Distinct("distinct_user").Build();
+        var plan = ChainPlan.GlobalMax("dx") with { Upstream = up, Downstream = down, Field = "user" };
+        await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([up, down]));
+        var client = cluster.NewClient();
+        const long start = 1_000_000_000L;
+        var random = new Random(5);
+        var trace = plan.Trace(5, start, 2_000)
+            .Select(e => e with { Fields = new Dictionary<string, double> { ["user"] = random.Next(0, 300) } }).ToList();
+        foreach (var chunk in trace.Chunk(50))
+        {
+            await client.PublishAsync(up.Name, chunk);
+            await client.WaitUntilAppliedAsync();
+        }
+
+        await client.PublishAsync(up.Name, plan.Flush(trace.Max(e => e.TimeMs)));
+        await client.WaitUntilAppliedAsync();
+
+        var expected = trace.GroupBy(e => e.TimeMs - e.TimeMs % 1_000)
+            .ToDictionary(g => (ChainInput.AllKey, g.Key, g.Key + 1_000), g => new ChainExpected([g.Select(e => e.Fields["user"]).Distinct().Count()]));
+        Assert.Contains(expected.Values, e => e.Values[0] > 100); // more users per second than any one item sees
+        await ChainAssert.ResultsEqualAsync(plan, expected, key => client.QueryAsync(down.Name, key), start, trace.Max(e => e.TimeMs) + 5_000);
+    }
+
+    [Fact]
     public async Task A_chained_pipeline_is_listed_with_its_input_and_refuses_published_events()
     {
         var plan = ChainPlan.GlobalMax("refuse");
