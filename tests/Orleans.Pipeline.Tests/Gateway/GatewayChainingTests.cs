@@ -26,6 +26,11 @@ public sealed class GatewayChainingTests
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
         Assert.Contains($"publish to '{plan.Upstream.Name}'", refused.Status.Detail);
 
+        // Subscribed like any pipeline: the chained results arrive on the live feed too.
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        // From position 0 of the recent-results log: nothing is missed however late the subscription registers.
+        var subscribed = client.SubscribeAsync(plan.Downstream.Name, [ChainInput.AllKey], afterChangeId: 0, cancellationToken: cancel.Token).GetAsyncEnumerator(cancel.Token);
+
         // Item a viewed 3 times, b twice, c once in [0, 2000); then every partition's watermark far past it.
         GatewayEvent View(string item, long time) => new(item, time, new Dictionary<string, double> { ["n"] = 1 });
         await client.PublishAsync(plan.Upstream.Name, [View("a", 100), View("b", 200), View("a", 300), View("c", 400), View("b", 500), View("a", 1_500)], waitApplied: true);
@@ -35,6 +40,13 @@ public sealed class GatewayChainingTests
         Assert.Equal(3.0, window.Values["top_count_1"]);
         Assert.Equal(("a", "b", "c"), (window.Labels["top_count_1"], window.Labels["top_count_2"], window.Labels["top_count_3"]));
         Assert.Equal((2.0, 1.0), (window.Values["top_count_2"], window.Values["top_count_3"]));
+
+        Orleans.Pipeline.Gateway.V1.WindowResult? live = null;
+        while (live is null && await subscribed.MoveNextAsync()) live = subscribed.Current.Results.FirstOrDefault(r => r.StartMs == 0 && r.EndMs == 2_000);
+        Assert.NotNull(live);
+        Assert.Equal(("a", 3.0), (live.Labels["top_count_1"], live.Values["top_count_1"]));
+        await cancel.CancelAsync();
+        await subscribed.DisposeAsync();
     }
 
     private static async Task<T> WaitForAsync<T>(Func<Task<T?>> read) where T : class
