@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Windowing;
 
 namespace Orleans.Pipeline.Grains;
@@ -14,6 +15,7 @@ internal sealed class ChainWatermarkGrain(PipelineCatalog catalog, [FromKeyedSer
     private long[] _watermarks = [];
     private long[] _heardAt = [];
     private long _idleMs;
+    private bool _followsClock;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -23,6 +25,7 @@ internal sealed class ChainWatermarkGrain(PipelineCatalog catalog, [FromKeyedSer
         // Partitions not heard from yet count as quiet from now: they hold the watermark back for one idle time.
         _heardAt = Enumerable.Repeat(Now(), partitions).ToArray();
         _idleMs = ChainTiming.PartitionIdleMs(definition);
+        _followsClock = definition?.Windowing.IdleTimeoutMs is not null;
         return Task.CompletedTask;
     }
 
@@ -40,14 +43,19 @@ internal sealed class ChainWatermarkGrain(PipelineCatalog catalog, [FromKeyedSer
     public Task<long> GetAsync()
     {
         var now = Now();
-        long lowest = long.MaxValue, highest = long.MinValue;
+        long lowest = long.MaxValue, highest = long.MinValue, latest = long.MinValue;
         for (var p = 0; p < _watermarks.Length; p++)
         {
             highest = Math.Max(highest, _watermarks[p]);
+            latest = Math.Max(latest, _heardAt[p]);
             if (now - _heardAt[p] < _idleMs) lowest = Math.Min(lowest, _watermarks[p]);
         }
 
-        return Task.FromResult(lowest == long.MaxValue ? highest : lowest);
+        if (lowest != long.MaxValue) return Task.FromResult(lowest);
+        // Every partition quiet. With an idle timeout upstream (its quiet keys have closed their windows by now, and
+        // their results have gone downstream), event time follows the clock from the last report, as it does for an
+        // idle key: the last windows close too. Without one (a replay of history), the watermark waits for data.
+        return Task.FromResult(_followsClock && highest != long.MinValue ? highest + (now - latest) : highest);
     }
 
     private long Now() => time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -83,11 +91,17 @@ internal static class ChainTiming
 
 /// <summary>
 /// A silo's view of its inputs' chain watermarks, refreshed from <see cref="IChainWatermarkGrain"/> at most every
-/// tick however many chained keys ask, and moved forward by what the silo's partitions hear when they report.
+/// tick however many chained keys ask, and moved forward by what the silo's partitions hear when they report. Chained
+/// keys holding windows leave word when they are next due (<see cref="WakeAt"/>); one loop per silo looks at the
+/// watermarks every tick and wakes the keys it has passed, so a thousand quiet chained keys cost no timers.
 /// </summary>
-public sealed class ChainWatermarks(IGrainFactory grains)
+public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainReferences keys, ILogger<ChainWatermarks> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<(string Pipeline, string Key), long>> _waiting = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly object _gate = new();
+    private Task? _loop;
 
     private sealed class Entry
     {
@@ -121,6 +135,59 @@ public sealed class ChainWatermarks(IGrainFactory grains)
         Raise(entry, watermark);
     }
 
+    /// <summary>
+    /// Wakes key <paramref name="key"/> of chained pipeline <paramref name="pipeline"/> once <paramref name="input"/>'s
+    /// watermark reaches <paramref name="due"/> (replacing an earlier word of the same key).
+    /// </summary>
+    public void WakeAt(string input, string pipeline, string key, long due)
+    {
+        _waiting.GetOrAdd(input, _ => new())[(pipeline, key)] = due;
+        if (_loop is not null) return;
+        lock (_gate) _loop ??= Task.Run(LoopAsync);
+    }
+
+    private async Task LoopAsync()
+    {
+        using var timer = new PeriodicTimer(ChainTiming.DownstreamTick);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                foreach (var (input, waiting) in _waiting)
+                {
+                    if (waiting.IsEmpty) continue;
+                    try
+                    {
+                        var watermark = await GetAsync(input);
+                        var due = waiting.Where(w => w.Value <= watermark).ToList();
+                        var wakes = new List<Task>(due.Count);
+                        foreach (var (id, at) in due)
+                        {
+                            // Removed only if the key has not left a later word since.
+                            if (!waiting.TryRemove(new KeyValuePair<(string, string), long>(id, at))) continue;
+                            wakes.Add(keys.Get(id.Pipeline, id.Key).ApplyContributionsAsync(new ContributionSlice(-1, 0, [], [], watermark)));
+                            if (wakes.Count >= 1_000)
+                            {
+                                await Task.WhenAll(wakes);
+                                wakes.Clear();
+                            }
+                        }
+
+                        await Task.WhenAll(wakes);
+                    }
+                    catch (Exception e) when (!_stop.IsCancellationRequested)
+                    {
+                        // The keys wake again with their next contribution, or their reminder in cluster mode.
+                        LogWakeFailed(e, input);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     private async Task RefreshAsync(string pipeline, Entry entry)
     {
         try
@@ -141,6 +208,15 @@ public sealed class ChainWatermarks(IGrainFactory grains)
         {
         }
     }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _stop.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Waking chained keys of input '{Input}' failed; they close their windows with their next contribution or reminder")]
+    private partial void LogWakeFailed(Exception exception, string input);
 }
 
 /// <summary>

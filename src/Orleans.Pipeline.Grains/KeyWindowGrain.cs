@@ -275,6 +275,13 @@ internal sealed partial class KeyWindowGrain(
             throw;
         }
 
+        if (slice.Results.Length == 0 && _output.Count == 0)
+        {
+            // Woken with nothing to close yet (or only windows to forget): nothing worth a write.
+            await UpdateTimersAsync();
+            return null;
+        }
+
         return await CommitAsync(publish: true);
     }
 
@@ -471,13 +478,19 @@ internal sealed partial class KeyWindowGrain(
     {
         var windowing = _definition!.Windowing;
         var needed = WindowsNeedTime;
-        if (needed && _timer is null)
+        if (_stage is not null && needed)
         {
-            var period = _stage is not null ? ChainTiming.DownstreamTick : TimeSpan.FromMilliseconds(Math.Clamp(
+            // A chained key needs no timer: the silo wakes it when its input's watermark passes its next window.
+            chainWatermarks.WakeAt(_definition.Input!.Pipeline, _pipeline, _key, _stage.NextDue);
+        }
+        else if (needed && _timer is null)
+        {
+            var period = TimeSpan.FromMilliseconds(Math.Clamp(
                 Math.Min(windowing.IdleTimeoutMs / 4 ?? long.MaxValue, windowing.EarlyFiringIntervalMs ?? 1_000), 50, 10_000));
             _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
         }
-        else if (!needed && _timer is not null)
+
+        if (!needed && _timer is not null)
         {
             _timer.Dispose();
             _timer = null;

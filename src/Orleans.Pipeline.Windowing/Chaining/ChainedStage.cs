@@ -134,6 +134,21 @@ public sealed class ChainedStage
     public int WindowCount => _state.Windows.Count;
 
     /// <summary>
+    /// The lowest watermark at which <see cref="AdvanceWatermark"/> would change something (a window fires, or one is
+    /// forgotten); <see cref="long.MaxValue"/> when no window is held.
+    /// </summary>
+    public long NextDue
+    {
+        get
+        {
+            var due = long.MaxValue;
+            foreach (var window in _state.Windows)
+                due = Math.Min(due, window.Revision == 0 && Live(window) > 0 ? window.End : window.End + _definition.AllowedLatenessMs);
+            return due;
+        }
+    }
+
+    /// <summary>
     /// Takes one upstream result. Partial results are previews and contribute nothing. A change to a window that has
     /// fired emits its <see cref="ResultKind.Update"/> (or <see cref="ResultKind.Retraction"/> when nothing is left).
     /// </summary>

@@ -79,6 +79,35 @@ public sealed class ChainedPipelineTests
     }
 
     [Fact]
+    public async Task When_the_input_goes_quiet_its_idle_timeout_closes_the_chained_windows_too_without_another_event()
+    {
+        // Events up to now, then nothing: no partition's watermark will pass the last windows. The upstream's idle
+        // timeout closes its keys' windows; the chain's watermark then follows the clock, and the last downstream
+        // windows close with every contribution in them.
+        var up = PipelineBuilder.Named("quiet-readings").Tumbling(TimeSpan.FromSeconds(1)).Partitions(ChainPlan.Partitions)
+            .IdleTimeout(TimeSpan.FromMilliseconds(300)).Sum("v").Build();
+        var down = PipelineBuilder.Named("quiet-total").From("quiet-readings", "all").Tumbling(TimeSpan.FromSeconds(1))
+            .KeepClosedWindows(1000).Sum("sum_v").Build();
+        var plan = ChainPlan.GlobalMax("quiet") with { Upstream = up, Downstream = down, Field = "v" };
+        await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([up, down]));
+        var client = cluster.NewClient();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var random = new Random(9);
+        var events = Enumerable.Range(0, 400)
+            .Select(i => new PipelineEvent($"sensor-{random.Next(12)}", now - 3_000 + i * 5, new Dictionary<string, double> { ["v"] = random.Next(1, 10) }))
+            .ToList();
+        foreach (var chunk in events.Chunk(50))
+        {
+            await client.PublishAsync(up.Name, chunk);
+            await client.WaitUntilAppliedAsync();
+        }
+
+        var expected = events.GroupBy(e => e.TimeMs - e.TimeMs % 1_000)
+            .ToDictionary(g => (ChainInput.AllKey, g.Key, g.Key + 1_000), g => new ChainExpected([g.Sum(e => e.Fields["v"])]));
+        await ChainAssert.ResultsEqualAsync(plan, expected, key => client.QueryAsync(down.Name, key), 0, long.MaxValue);
+    }
+
+    [Fact]
     public async Task A_chained_pipeline_is_listed_with_its_input_and_refuses_published_events()
     {
         var plan = ChainPlan.GlobalMax("refuse");

@@ -214,6 +214,41 @@ public sealed class ChainedStageTests
     }
 
     [Fact]
+    public void The_next_due_watermark_is_the_first_open_windows_end_then_the_end_of_its_lateness()
+    {
+        var stage = new ChainedStage(new WindowingDefinition(WindowSpec.Tumbling(10), [AggregationSpec.Count()], AllowedLatenessMs: 5), []);
+        var output = new List<WindowResult>();
+        Assert.Equal(long.MaxValue, stage.NextDue);
+
+        stage.Apply(new Contribution("a", 10, 20, ResultKind.Final, [], 1), output);
+        stage.Apply(new Contribution("a", 0, 10, ResultKind.Final, [], 1), output);
+        Assert.Equal(10, stage.NextDue);
+        stage.AdvanceWatermark(stage.NextDue - 1, output);
+        Assert.Empty(output); // one short of it: nothing changes
+
+        stage.AdvanceWatermark(10, output);
+        Assert.Equal(15, stage.NextDue); // [0, 10) fired, forgotten at 15; [10, 20) fires at 20
+        stage.AdvanceWatermark(15, output);
+        Assert.Equal((20L, 1), (stage.NextDue, stage.WindowCount));
+    }
+
+    [Fact]
+    public void A_contribution_delivered_again_or_older_than_the_one_held_changes_nothing()
+    {
+        var stage = new ChainedStage(new WindowingDefinition(WindowSpec.Tumbling(10), [AggregationSpec.Sum("n")], AllowedLatenessMs: 100), ["n"]);
+        var output = new List<WindowResult>();
+        stage.Apply(new Contribution("a", 0, 10, ResultKind.Final, [3], 1), output);
+        stage.AdvanceWatermark(10, output);
+        stage.Apply(new Contribution("a", 0, 10, ResultKind.Update, [5], 2), output);
+        stage.Apply(new Contribution("a", 0, 10, ResultKind.Final, [3], 1), output); // revision 1 again, after 2
+        stage.Apply(new Contribution("a", 0, 10, ResultKind.Update, [5], 2), output); // revision 2 again
+        stage.Apply(new Contribution("a", 0, 10, ResultKind.Retraction, [], 3), output);
+        stage.Apply(new Contribution("a", 0, 10, ResultKind.Update, [5], 2), output); // older than the retraction
+
+        Assert.Equal([(ResultKind.Final, 3.0), (ResultKind.Update, 5.0), (ResultKind.Retraction, 0.0)], output.Select(r => (r.Kind, r.Values[0])));
+    }
+
+    [Fact]
     public void A_definition_that_cannot_run_downstream_is_refused_with_every_problem_named()
     {
         var error = Assert.Throws<ArgumentException>(() => new ChainedStage(
