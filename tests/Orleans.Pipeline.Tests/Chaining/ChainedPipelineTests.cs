@@ -56,7 +56,7 @@ public sealed class ChainedPipelineTests
             .AllowedLateness(TimeSpan.FromMilliseconds(ChainPlan.Lateness)).Partitions(ChainPlan.Partitions).Distinct("user").Build();
         var down = PipelineBuilder.Named("dx-users").From("dx-items", "all").Tumbling(TimeSpan.FromSeconds(1))
             .AllowedLateness(TimeSpan.FromSeconds(1)).KeepClosedWindows(1000).Distinct("distinct_user").Build();
-        var plan = ChainPlan.GlobalMax("dx") with { Upstream = up, Downstream = down, Field = "user" };
+        var plan = ChainPlan.GlobalMax("dx") with { Name = "distinct users per item, then across all items", Upstream = up, Downstream = down, Field = "user" };
         await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([up, down]));
         var client = cluster.NewClient();
         const long start = 1_000_000_000L;
@@ -88,7 +88,7 @@ public sealed class ChainedPipelineTests
             .IdleTimeout(TimeSpan.FromMilliseconds(300)).Sum("v").Build();
         var down = PipelineBuilder.Named("quiet-total").From("quiet-readings", "all").Tumbling(TimeSpan.FromSeconds(1))
             .KeepClosedWindows(1000).Sum("sum_v").Build();
-        var plan = ChainPlan.GlobalMax("quiet") with { Upstream = up, Downstream = down, Field = "v" };
+        var plan = ChainPlan.GlobalMax("quiet") with { Name = "sum per sensor, then the total, closed by the idle timeout", Upstream = up, Downstream = down, Field = "v" };
         await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([up, down]));
         var client = cluster.NewClient();
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
