@@ -21,8 +21,10 @@ public interface IKeyWindowGrain : IGrainWithStringKey
 
     /// <summary>
     /// For a key of a chained pipeline: takes upstream results and the input's watermark, and returns once stored.
-    /// Returns what fired, or null. Called by the upstream's partitions; not for applications.
+    /// Returns what fired, or null. Called by the upstream's partitions; not for applications. Interleaves: slices
+    /// arriving together are stored in one write.
     /// </summary>
+    [AlwaysInterleave]
     Task<ResultBatch?> ApplyContributionsAsync(ContributionSlice slice);
 }
 

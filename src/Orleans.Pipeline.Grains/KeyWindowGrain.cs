@@ -246,36 +246,80 @@ internal sealed partial class KeyWindowGrain(
         return fired;
     }
 
-    public async Task<ResultBatch?> ApplyContributionsAsync(ContributionSlice slice)
+    public Task<ResultBatch?> ApplyContributionsAsync(ContributionSlice slice)
     {
-        ClearStep();
         if (_stage is null)
         {
             LogNotChained(_pipeline);
-            return null;
+            return Task.FromResult<ResultBatch?>(null);
         }
 
+        // Calls interleave (many upstream partitions call one chained key): each joins the next step, and a step
+        // applies every slice waiting and stores them in one write; each call returns once its slice is stored.
+        var done = new TaskCompletionSource<ResultBatch?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        (_pendingContributions ??= []).Add((slice, done));
+        if (!_applyingContributions) _ = ApplyPendingContributionsAsync();
+        return done.Task;
+    }
+
+    private List<(ContributionSlice Slice, TaskCompletionSource<ResultBatch?> Done)>? _pendingContributions;
+    private bool _applyingContributions;
+
+    private async Task ApplyPendingContributionsAsync()
+    {
+        _applyingContributions = true;
         try
         {
-            for (var i = 0; i < slice.Results.Length; i++)
+            while (_pendingContributions is { Count: > 0 } step)
             {
-                var r = slice.Results[i];
-                if (_stage.Apply(new Contribution(slice.Keys[i], r.Start, r.End, r.Kind, r.Values, r.Revision) { States = r.States }, _output) == EventOutcome.Applied)
-                    _appliedInStep++;
+                _pendingContributions = null;
+                try
+                {
+                    var fired = await ApplyContributionsStepAsync(step);
+                    foreach (var (_, done) in step) done.TrySetResult(fired);
+                }
+                catch (Exception e)
+                {
+                    foreach (var (_, done) in step) done.TrySetException(e);
+                }
+            }
+        }
+        finally
+        {
+            _applyingContributions = false;
+        }
+    }
+
+    private async Task<ResultBatch?> ApplyContributionsStepAsync(List<(ContributionSlice Slice, TaskCompletionSource<ResultBatch?> Done)> step)
+    {
+        ClearStep();
+        var contributions = 0;
+        try
+        {
+            foreach (var (slice, _) in step)
+            {
+                for (var i = 0; i < slice.Results.Length; i++)
+                {
+                    var r = slice.Results[i];
+                    if (_stage!.Apply(new Contribution(slice.Keys[i], r.Start, r.End, r.Kind, r.Values, r.Revision) { States = r.States }, _output) == EventOutcome.Applied)
+                        _appliedInStep++;
+                }
+
+                contributions += slice.Results.Length;
+                _stage!.AdvanceWatermark(slice.Watermark, _output);
             }
 
-            _state.Contributions += slice.Results.Length;
-            _stage.AdvanceWatermark(slice.Watermark, _output);
+            _state.Contributions += contributions;
         }
         catch (Exception e)
         {
             _discard = true;
             DeactivateOnIdle();
-            LogApplyFailed(e, _pipeline, _key, Guid.Empty, slice.Delivery);
+            LogApplyFailed(e, _pipeline, _key, Guid.Empty, step[0].Slice.Delivery);
             throw;
         }
 
-        if (slice.Results.Length == 0 && _output.Count == 0)
+        if (contributions == 0 && _output.Count == 0)
         {
             // Woken with nothing to close yet (or only windows to forget): nothing worth a write.
             await UpdateTimersAsync();
@@ -455,11 +499,9 @@ internal sealed partial class KeyWindowGrain(
     {
         if (_stage is not null)
         {
-            // A chained key closes its windows when its input's watermark passes them.
-            ClearStep();
-            _stage.AdvanceWatermark(await chainWatermarks.GetAsync(_definition!.Input!.Pipeline), _output);
-            if (_output.Count > 0) await CommitAsync(publish: true);
-            else await UpdateTimersAsync();
+            // A chained key closes its windows when its input's watermark passes them: as a step of its own, after
+            // any contributions being stored (they interleave).
+            await ApplyContributionsAsync(new ContributionSlice(-1, 0, [], [], await chainWatermarks.GetAsync(_definition!.Input!.Pipeline)));
             return;
         }
 
