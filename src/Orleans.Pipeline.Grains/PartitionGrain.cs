@@ -190,29 +190,13 @@ internal sealed partial class PartitionGrain(
 
         if (_definition?.Input is { } input)
         {
-            await DeadLetterAsync(item, "chained-pipeline", $"pipeline '{_pipeline}' reads pipeline '{input.Pipeline}' and takes no events; {item.Count} events not applied");
-            if (item.Sequence > _state.LastSequence.GetValueOrDefault(item.ProducerId))
-            {
-                RememberSequence(item.ProducerId, item.Sequence);
-                await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
-            }
-
-            Notify(item.ProducerId);
+            await GiveUpItemAsync(item, "chained-pipeline", $"pipeline '{_pipeline}' reads pipeline '{input.Pipeline}' and takes no events; {item.Count} events not applied");
             return;
         }
 
         if (_definition is null)
         {
-            await DeadLetterAsync(item, "unknown-pipeline", $"this silo runs no pipeline '{_pipeline}'; {item.Count} events not applied");
-            // Done with, as a dead letter: its producer goes on (otherwise it would wait for this item forever, and a
-            // silo rolled out without a pipeline would stall every producer of the partitions it happens to host).
-            if (item.Sequence > _state.LastSequence.GetValueOrDefault(item.ProducerId))
-            {
-                RememberSequence(item.ProducerId, item.Sequence);
-                await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
-            }
-
-            Notify(item.ProducerId);
+            await GiveUpItemAsync(item, "unknown-pipeline", $"this silo runs no pipeline '{_pipeline}'; {item.Count} events not applied");
             return;
         }
 
@@ -259,6 +243,22 @@ internal sealed partial class PartitionGrain(
         }
 
         await HoldAsync(item);
+    }
+
+    /// <summary>
+    /// Done with an item as a dead letter: its producer goes on (otherwise it would wait for this item forever, and a
+    /// silo rolled out without a pipeline would stall every producer of the partitions it happens to host).
+    /// </summary>
+    private async Task GiveUpItemAsync(PartitionBatch item, string reason, string detail)
+    {
+        await DeadLetterAsync(item, reason, detail);
+        if (item.Sequence > _state.LastSequence.GetValueOrDefault(item.ProducerId))
+        {
+            RememberSequence(item.ProducerId, item.Sequence);
+            await WriteStateAsync(durable: options.StateWriteInterval <= TimeSpan.Zero);
+        }
+
+        Notify(item.ProducerId);
     }
 
     /// <summary>Holds an item (ahead of a gap, or behind items being re-applied) until it can go.</summary>

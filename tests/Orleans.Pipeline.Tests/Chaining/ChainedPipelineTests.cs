@@ -1,4 +1,5 @@
 using Orleans.Pipeline.Client;
+using Orleans.Streams;
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Aggregation;
 
@@ -119,6 +120,24 @@ public sealed class ChainedPipelineTests
         var refused = await Assert.ThrowsAsync<ArgumentException>(() =>
             client.PublishAsync(plan.Downstream.Name, new PipelineEvent("a", 1_000, new Dictionary<string, double> { ["max_price"] = 1 })));
         Assert.Contains($"publish to '{plan.Upstream.Name}'", refused.Message);
+    }
+
+    [Fact]
+    public async Task Events_pushed_straight_onto_a_chained_pipelines_stream_are_given_up_and_their_producer_goes_on()
+    {
+        var plan = ChainPlan.GlobalMax("pushed");
+        await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([plan.Upstream, plan.Downstream]));
+        var partition = PipelineNames.PartitionOf("a", plan.Downstream.Partitions);
+        var stream = cluster.Client.GetStreamProvider(PipelineNames.StreamProvider)
+            .GetStream<PartitionBatch>(Orleans.Runtime.StreamId.Create(PipelineNames.EventsNamespace, PipelineNames.PartitionKey(plan.Downstream.Name, partition)));
+        var producer = Guid.NewGuid();
+
+        await stream.OnNextAsync(PartitionBatch.ForKey("a", plan.Downstream.Partitions, producer, 1, ["max_price"], [1_000], [5]));
+
+        var partitionGrain = cluster.Client.GetGrain<IPartitionGrain>(PipelineNames.PartitionKey(plan.Downstream.Name, partition));
+        Assert.Equal(1, await partitionGrain.WaitForAppliedAsync(producer, 1, TimeSpan.FromSeconds(30)));
+        var key = await cluster.Client.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(plan.Downstream.Name, "a")).GetWindowsAsync();
+        Assert.Equal((0L, 0), (key.AppliedEvents, key.Open.Length));
     }
 
     [Theory]
