@@ -457,8 +457,8 @@ internal sealed partial class PartitionGrain(
     }
 
     /// <summary>
-    /// The keys not in <paramref name="item"/> that hold windows ending at or before <paramref name="watermark"/>: when
-    /// the watermark passes a window end on the pipeline's grid, every key that may hold an open window.
+    /// The keys not in <paramref name="item"/> that may hold windows ending at or before <paramref name="watermark"/>
+    /// (their first due end has passed); none unless the watermark passes a window end on the pipeline's grid.
     /// </summary>
     private List<string> KeysToAdvance(PartitionBatch item, long watermark)
     {
@@ -467,7 +467,13 @@ internal sealed partial class PartitionGrain(
         var window = _definition!.Windowing.Window;
         if (_state.Watermark != long.MinValue && watermark < ChainTiming.NextEnd(window, _state.Watermark)) return [];
         var inItem = new HashSet<string>(item.Keys, StringComparer.Ordinal);
-        return open.Keys.Where(k => !inItem.Contains(k)).ToList();
+        var due = new List<string>();
+        foreach (var (key, state) in open)
+        {
+            if (state.FirstDue <= watermark && !inItem.Contains(key)) due.Add(key);
+        }
+
+        return due;
     }
 
     /// <summary>
@@ -478,32 +484,47 @@ internal sealed partial class PartitionGrain(
     {
         var window = _definition!.Windowing.Window;
         var open = _state.OpenKeys;
+        // Every key here has been moved to the watermark: what it holds now ends after it.
+        var nextEnd = watermark == long.MinValue ? long.MinValue : ChainTiming.NextEnd(window, watermark);
         var start = 0;
         for (var k = 0; k < item.Keys.Length; k++)
         {
             var end = item.KeyEnds[k];
-            var latest = long.MinValue;
+            long earliest = long.MaxValue, latest = long.MinValue;
             for (var i = start; i < end; i++)
             {
-                if (EventTimeRange.Contains(item.Times[i])) latest = Math.Max(latest, ChainTiming.LastEnd(window, item.Times[i]));
+                var t = item.Times[i];
+                if (!EventTimeRange.Contains(t)) continue;
+                latest = Math.Max(latest, ChainTiming.LastEnd(window, t));
+                // An event's first window ends at the first grid end after it; those the watermark passed have fired.
+                earliest = Math.Min(earliest, ChainTiming.NextEnd(window, watermark == long.MinValue ? t : Math.Max(t, watermark)));
             }
 
-            if (latest != long.MinValue && latest > open.GetValueOrDefault(item.Keys[k], long.MinValue)) open[item.Keys[k]] = latest;
             start = end;
+            if (latest == long.MinValue) continue;
+            var pending = long.MaxValue;
+            if (open.TryGetValue(item.Keys[k], out var before))
+            {
+                latest = Math.Max(latest, before.LastEnd);
+                if (before.LastEnd > watermark) pending = before.FirstDue > watermark ? before.FirstDue : nextEnd;
+            }
+
+            open[item.Keys[k]] = new OpenKey(Math.Min(pending, earliest), latest);
         }
 
         if (watermark != long.MinValue)
         {
             List<string>? closed = null;
-            foreach (var (key, last) in open)
+            List<string>? told = null;
+            foreach (var (key, state) in open)
             {
-                if (last <= watermark) (closed ??= []).Add(key);
+                if (state.LastEnd <= watermark) (closed ??= []).Add(key);
+                else if (state.FirstDue <= watermark) (told ??= []).Add(key);
             }
 
-            if (closed is not null)
-            {
-                foreach (var key in closed) open.Remove(key);
-            }
+            foreach (var key in closed ?? []) open.Remove(key);
+            // Told this time (their first due end passed): their next window ends after the watermark.
+            foreach (var key in told ?? []) open[key] = open[key] with { FirstDue = nextEnd };
         }
 
         var batches = new List<ResultBatch>();

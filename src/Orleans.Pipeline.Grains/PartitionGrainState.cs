@@ -55,11 +55,18 @@ internal sealed class PartitionGrainState
     [Id(10)] public long Watermark { get; set; } = long.MinValue;
 
     /// <summary>
-    /// For a pipeline that feeds others: keys that may hold windows the watermark has not passed yet, with the end of
-    /// the last window their events reached. When the watermark passes a window end, each is told.
+    /// For a pipeline that feeds others: keys that may hold windows the watermark has not passed yet. When the
+    /// watermark passes a key's first due window end, the key is told.
     /// </summary>
-    [Id(11)] public Dictionary<string, long> OpenKeys { get; set; } = new(StringComparer.Ordinal);
+    [Id(11)] public Dictionary<string, OpenKey> OpenKeys { get; set; } = new(StringComparer.Ordinal);
 }
+
+/// <summary>
+/// A key of a feeding pipeline with windows still open: no window of it ends before <see cref="FirstDue"/> (a lower
+/// bound: telling it early is harmless, late is not), and none after <see cref="LastEnd"/>.
+/// </summary>
+[GenerateSerializer, Alias("pipeline.open-key")]
+internal readonly record struct OpenKey([property: Id(0)] long FirstDue, [property: Id(1)] long LastEnd);
 
 /// <summary>An item held behind a sequence gap, and when it arrived (Unix milliseconds).</summary>
 [GenerateSerializer, Immutable, Alias("pipeline.held-item")]

@@ -84,13 +84,13 @@ public sealed record ChainPlan(
     /// than the disorder, 15% by more (behind the watermark, within the lateness: they revise fired windows).
     /// Values are whole numbers, so sums and averages are exact whatever the order.
     /// </summary>
-    public List<PipelineEvent> Trace(int seed, long start, int count)
+    public List<PipelineEvent> Trace(int seed, long start, int count, double lateShare = 0.15)
     {
         var random = new Random(seed);
         var events = new List<PipelineEvent>(count);
         for (var i = 0; i < count; i++)
         {
-            var behind = random.NextDouble() < 0.85 ? random.NextInt64(0, Disorder) : random.NextInt64(Disorder, Lateness + Disorder - 50);
+            var behind = random.NextDouble() >= lateShare ? random.NextInt64(0, Disorder) : random.NextInt64(Disorder, Lateness + Disorder - 50);
             var time = Math.Max(start, start + i * 5L - behind);
             events.Add(new PipelineEvent(Keys[random.Next(Keys.Length)], time, new Dictionary<string, double> { [Field] = random.Next(0, 1000) }));
         }
