@@ -34,14 +34,76 @@ public sealed class ChainedStageState
     [Id(2)] internal List<ChainedWindow> Windows = [];
 }
 
-/// <summary>One downstream window: its bounds, its revision (0 until it fires) and its contributions, ordered by source.</summary>
+/// <summary>One downstream window: its bounds, its revision (0 until it fires) and its contributions, one per source window.</summary>
 [GenerateSerializer, Alias("pipeline.chained-window")]
 internal sealed class ChainedWindow
 {
     [Id(0)] public long Start;
     [Id(1)] public long End;
     [Id(2)] public int Revision;
+
+    /// <summary>In arrival order; change it only through <see cref="Add"/>, <see cref="Replace"/> and <see cref="RemoveAt"/>.</summary>
     [Id(3)] public List<ChainedContribution> Contributions = [];
+
+    // Derived from Contributions (not persisted; rebuilt on first use after a load): where each source window is, and
+    // how many are not retracted. A global window holds a contribution per upstream key: 10^5 or more.
+    [NonSerialized] private Dictionary<(string Key, long Start, long End), int>? _index;
+    [NonSerialized] private int _live;
+
+    /// <summary>Contributions that are not retracted.</summary>
+    public int Live
+    {
+        get
+        {
+            Index();
+            return _live;
+        }
+    }
+
+    /// <summary>The position of source window (<paramref name="key"/>, <paramref name="start"/>, <paramref name="end"/>), or −1.</summary>
+    public int Find(string key, long start, long end) => Index().TryGetValue((key, start, end), out var at) ? at : -1;
+
+    public void Add(ChainedContribution contribution)
+    {
+        Index()[(contribution.Key, contribution.Start, contribution.End)] = Contributions.Count;
+        Contributions.Add(contribution);
+        if (!contribution.Retracted) _live++;
+    }
+
+    public void Replace(int at, ChainedContribution contribution)
+    {
+        Index();
+        if (Contributions[at].Retracted != contribution.Retracted) _live += contribution.Retracted ? -1 : 1;
+        Contributions[at] = contribution;
+    }
+
+    /// <summary>Removes the contribution at <paramref name="at"/>, moving the last one into its place.</summary>
+    public void RemoveAt(int at)
+    {
+        var index = Index();
+        var removed = Contributions[at];
+        var last = Contributions[^1];
+        Contributions[at] = last;
+        index[(last.Key, last.Start, last.End)] = at;
+        Contributions.RemoveAt(Contributions.Count - 1);
+        index.Remove((removed.Key, removed.Start, removed.End));
+        if (!removed.Retracted) _live--;
+    }
+
+    private Dictionary<(string Key, long Start, long End), int> Index()
+    {
+        if (_index is not null) return _index;
+        _index = new Dictionary<(string, long, long), int>(Contributions.Count);
+        _live = 0;
+        for (var i = 0; i < Contributions.Count; i++)
+        {
+            var c = Contributions[i];
+            _index[(c.Key, c.Start, c.End)] = i;
+            if (!c.Retracted) _live++;
+        }
+
+        return _index;
+    }
 }
 
 /// <summary>The latest values one source window contributed, with their revision; <see cref="Retracted"/>: it no longer exists.</summary>
@@ -143,7 +205,7 @@ public sealed class ChainedStage
         {
             var due = long.MaxValue;
             foreach (var window in _state.Windows)
-                due = Math.Min(due, window.Revision == 0 && Live(window) > 0 ? window.End : window.End + _definition.AllowedLatenessMs);
+                due = Math.Min(due, window.Revision == 0 && window.Live > 0 ? window.End : window.End + _definition.AllowedLatenessMs);
             return due;
         }
     }
@@ -185,7 +247,7 @@ public sealed class ChainedStage
             var retraction = contribution.Kind == ResultKind.Retraction;
             var entry = new ChainedContribution(contribution.SourceKey, contribution.SourceStart, contribution.SourceEnd,
                 retraction ? [] : contribution.Values, contribution.Revision, retraction, retraction ? null : contribution.States);
-            var found = window.Contributions.BinarySearch(entry, SourceOrder);
+            var found = window.Find(entry.Key, entry.Start, entry.End);
             bool changed;
             if (found >= 0 && contribution.Revision > 0 && window.Contributions[found].Revision >= contribution.Revision)
             {
@@ -195,18 +257,18 @@ public sealed class ChainedStage
             {
                 var held = window.Contributions[found];
                 changed = held.Retracted != retraction || !held.Values.AsSpan().SequenceEqual(entry.Values);
-                if (retraction && contribution.Revision == 0) window.Contributions.RemoveAt(found);
-                else window.Contributions[found] = entry;
+                if (retraction && contribution.Revision == 0) window.RemoveAt(found);
+                else window.Replace(found, entry);
             }
             else
             {
                 changed = !retraction;
                 // A numbered retraction is kept (as a tombstone) so that an earlier revision delivered again later does not bring the window back.
-                if (!retraction || contribution.Revision > 0) window.Contributions.Insert(~found, entry);
+                if (!retraction || contribution.Revision > 0) window.Add(entry);
             }
 
             // A window the watermark has passed already (a contribution within the allowed lateness) fires at once.
-            if (changed && (window.Revision > 0 || (window.End <= _state.Watermark && Live(window) > 0))) Emit(window, output);
+            if (changed && (window.Revision > 0 || (window.End <= _state.Watermark && window.Live > 0))) Emit(window, output);
             if (window.Contributions.Count == 0 && window.Revision == 0) _state.Windows.RemoveAt(at);
             if (same) break;
         }
@@ -225,28 +287,14 @@ public sealed class ChainedStage
         ArgumentNullException.ThrowIfNull(output);
         if (watermark <= _state.Watermark) return;
         _state.Watermark = watermark;
-        foreach (var window in _state.Windows.Where(w => w.Revision == 0 && w.End <= watermark && Live(w) > 0).OrderBy(w => w.End).ThenBy(w => w.Start).ToList())
+        foreach (var window in _state.Windows.Where(w => w.Revision == 0 && w.End <= watermark && w.Live > 0).OrderBy(w => w.End).ThenBy(w => w.Start).ToList())
             Emit(window, output);
         _state.Windows.RemoveAll(w => Closed(w.End));
     }
 
     /// <summary>The windows held now, as <see cref="ResultKind.Partial"/> results for those not fired yet.</summary>
     public IEnumerable<WindowResult> Snapshot() =>
-        _state.Windows.Select(w => Result(w, w.Revision == 0 ? ResultKind.Partial : Live(w) == 0 ? ResultKind.Retraction : ResultKind.Update, w.Revision));
-
-    private static int Live(ChainedWindow window)
-    {
-        var live = 0;
-        foreach (var c in window.Contributions)
-        {
-            if (!c.Retracted) live++;
-        }
-
-        return live;
-    }
-
-    private static readonly Comparer<ChainedContribution> SourceOrder = Comparer<ChainedContribution>.Create((a, b) =>
-        string.CompareOrdinal(a.Key, b.Key) is var c and not 0 ? c : a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End));
+        _state.Windows.Select(w => Result(w, w.Revision == 0 ? ResultKind.Partial : w.Live == 0 ? ResultKind.Retraction : ResultKind.Update, w.Revision));
 
     /// <summary>The index of the window starting at <paramref name="start"/>, or the complement of where it would go.</summary>
     private int FindWindow(long start)
@@ -276,7 +324,7 @@ public sealed class ChainedStage
     private void Emit(ChainedWindow window, List<WindowResult> output)
     {
         window.Revision++;
-        var kind = window.Revision == 1 ? ResultKind.Final : Live(window) == 0 ? ResultKind.Retraction : ResultKind.Update;
+        var kind = window.Revision == 1 ? ResultKind.Final : window.Live == 0 ? ResultKind.Retraction : ResultKind.Update;
         output.Add(Result(window, kind, window.Revision));
     }
 
@@ -333,7 +381,7 @@ public sealed class ChainedStage
             aggregator.Result(slots, state, values.AsSpan(at, aggregator.OutputCount));
         }
 
-        return new WindowResult(window.Start, window.End, revision, kind, Live(window), values, _state.Watermark, labels);
+        return new WindowResult(window.Start, window.End, revision, kind, window.Live, values, _state.Watermark, labels);
     }
 
     /// <summary>The functions whose sketches a downstream stage merges.</summary>
