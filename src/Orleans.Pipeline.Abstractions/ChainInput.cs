@@ -51,26 +51,34 @@ public sealed record ChainInput([property: Id(0)] string Pipeline, [property: Id
     public string? KeyField => Parse() is ("field", { } name) ? name : null;
 
     /// <summary>
-    /// The downstream key of one upstream result, or null when it has none (<c>field:NAME</c> with no value, NaN, or
-    /// <c>prefix:SEP</c> on a key without SEP keeps the whole key).
+    /// How to find the downstream key of an upstream result, parsed once: given the upstream key and the result's
+    /// values, the key, or null when it has none (<c>field:NAME</c> with no value). <c>prefix:SEP</c> on a key without
+    /// SEP keeps the whole key.
     /// </summary>
-    /// <param name="upstreamKey">The key that produced the result.</param>
-    /// <param name="values">The result's values.</param>
-    /// <param name="keyFieldIndex">For <c>field:NAME</c>: NAME's index in the upstream's outputs.</param>
-    public string? KeyOf(string upstreamKey, double[] values, int keyFieldIndex)
+    /// <param name="upstreamOutputs">The upstream's output names (<c>field:NAME</c> reads NAME's position).</param>
+    public Func<string, double[], string?> Compile(IReadOnlyList<string> upstreamOutputs)
     {
         var (kind, argument) = Parse();
-        return kind switch
+        switch (kind)
         {
-            "key" => upstreamKey,
-            "all" => AllKey,
-            "hash" => PipelineNames.PartitionOf(upstreamKey, int.Parse(argument!, CultureInfo.InvariantCulture)).ToString(CultureInfo.InvariantCulture),
-            "prefix" => upstreamKey.IndexOf(argument!, StringComparison.Ordinal) is var at and >= 0 ? upstreamKey[..at] : upstreamKey,
-            "field" => keyFieldIndex >= 0 && keyFieldIndex < values.Length && !double.IsNaN(values[keyFieldIndex])
-                ? values[keyFieldIndex].ToString("R", CultureInfo.InvariantCulture)
-                : null,
-            _ => null,
-        };
+            case "key":
+                return (key, _) => key;
+            case "all":
+                return (_, _) => AllKey;
+            case "hash":
+                var buckets = int.Parse(argument!, CultureInfo.InvariantCulture);
+                return (key, _) => PipelineNames.PartitionOf(key, buckets).ToString(CultureInfo.InvariantCulture);
+            case "prefix":
+                var separator = argument!;
+                return (key, _) => key.IndexOf(separator, StringComparison.Ordinal) is var at and >= 0 ? key[..at] : key;
+            case "field":
+                var field = upstreamOutputs.ToList().IndexOf(argument!);
+                return (_, values) => field >= 0 && field < values.Length && !double.IsNaN(values[field])
+                    ? values[field].ToString("R", CultureInfo.InvariantCulture)
+                    : null;
+            default:
+                throw new InvalidOperationException($"input key '{KeyBy}' is not one of key, all, hash:N, prefix:SEP, field:NAME");
+        }
     }
 
     private (string Kind, string? Argument) Parse()

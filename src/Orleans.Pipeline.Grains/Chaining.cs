@@ -223,38 +223,51 @@ public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainRefere
 /// Hands a feeding pipeline's results to the keys of the pipelines that read it: maps each result to its downstream
 /// key, and calls every downstream key once with all of its contributions.
 /// </summary>
-public sealed class ChainForwarder(PipelineCatalog catalog, KeyGrainReferences keys)
+public sealed class ChainForwarder
 {
+    private readonly KeyGrainReferences _keys;
+
+    /// <summary>Per feeding pipeline, derived once from the catalog: where its results go and how they are keyed there.</summary>
+    private readonly Dictionary<string, (string Downstream, Func<string, double[], string?> KeyOf)[]> _routes = new(StringComparer.Ordinal);
+
+    /// <summary>The feeding pipelines whose sketches a downstream merges (their results must carry them).</summary>
+    private readonly HashSet<string> _sketches = new(StringComparer.Ordinal);
+
+    public ChainForwarder(PipelineCatalog catalog, KeyGrainReferences keys)
+    {
+        _keys = keys;
+        foreach (var upstream in catalog.All)
+        {
+            var downstreams = catalog.DownstreamsOf(upstream.Name);
+            if (downstreams.Count == 0) continue;
+            var outputs = upstream.OutputNames(catalog.Registry);
+            _routes[upstream.Name] = [.. downstreams.Select(d => (d.Name, d.Input!.Compile(outputs)))];
+            if (downstreams.Any(d => Windowing.Chaining.ChainedStage.MergedSketches(d.Windowing, upstream.Windowing, catalog.Registry).Count > 0))
+                _sketches.Add(upstream.Name);
+        }
+    }
+
     /// <summary>Whether <paramref name="pipeline"/> feeds others.</summary>
-    public bool Feeds(string pipeline) => catalog.DownstreamsOf(pipeline).Count > 0;
+    public bool Feeds(string pipeline) => _routes.ContainsKey(pipeline);
 
     /// <summary>Whether a pipeline <paramref name="pipeline"/> feeds merges its sketches (its results must carry them).</summary>
-    public bool NeedsStates(string pipeline)
-    {
-        var upstream = catalog.Find(pipeline);
-        return upstream is not null && catalog.DownstreamsOf(pipeline).Any(d => Windowing.Chaining.ChainedStage.MergedSketches(d.Windowing, upstream.Windowing, catalog.Registry).Count > 0);
-    }
+    public bool NeedsStates(string pipeline) => _sketches.Contains(pipeline);
 
     /// <summary>Forwards the final results, updates and retractions of <paramref name="batches"/> (partials are previews and are not).</summary>
     public Task ForwardAsync(string pipeline, int partition, long delivery, IEnumerable<ResultBatch> batches, long watermark)
     {
-        var downstreams = catalog.DownstreamsOf(pipeline);
-        if (downstreams.Count == 0) return Task.CompletedTask;
-        var upstream = catalog.Find(pipeline)!;
-        var outputs = upstream.OutputNames(catalog.Registry);
+        if (!_routes.TryGetValue(pipeline, out var routes)) return Task.CompletedTask;
         var list = batches as IReadOnlyCollection<ResultBatch> ?? batches.ToList();
         var calls = new List<Task>();
-        foreach (var downstream in downstreams)
+        foreach (var (downstream, keyOf) in routes)
         {
-            var input = downstream.Input!;
-            var keyField = input.KeyField is { } field ? IndexOf(outputs, field) : -1;
             var groups = new Dictionary<string, (List<string> Keys, List<WindowResult> Results)>(StringComparer.Ordinal);
             foreach (var batch in list)
             {
                 foreach (var result in batch.Results)
                 {
                     if (result.Kind == ResultKind.Partial) continue;
-                    if (input.KeyOf(batch.Key, result.Values, keyField) is not { } key) continue;
+                    if (keyOf(batch.Key, result.Values) is not { } key) continue;
                     if (!groups.TryGetValue(key, out var group)) groups[key] = group = ([], []);
                     group.Keys.Add(batch.Key);
                     group.Results.Add(result);
@@ -262,16 +275,9 @@ public sealed class ChainForwarder(PipelineCatalog catalog, KeyGrainReferences k
             }
 
             foreach (var (key, group) in groups)
-                calls.Add(keys.Get(downstream.Name, key).ApplyContributionsAsync(new ContributionSlice(partition, delivery, [.. group.Keys], [.. group.Results], watermark)));
+                calls.Add(_keys.Get(downstream, key).ApplyContributionsAsync(new ContributionSlice(partition, delivery, [.. group.Keys], [.. group.Results], watermark)));
         }
 
         return Task.WhenAll(calls);
-    }
-
-    private static int IndexOf(IReadOnlyList<string> names, string name)
-    {
-        for (var i = 0; i < names.Count; i++)
-            if (string.Equals(names[i], name, StringComparison.Ordinal)) return i;
-        return -1;
     }
 }

@@ -114,7 +114,7 @@ internal sealed partial class KeyWindowGrain(
         {
             // The last results may not have reached the pipelines this one feeds (a crash right after they were
             // stored): forwarded again; taking them twice changes nothing downstream.
-            await forwarder.ForwardAsync(_pipeline, _state.Partition, _state.LastDelivery, [new ResultBatch(_pipeline, _key, [.. last], [])], long.MinValue);
+            await ForwardOwnAsync(last);
         }
 
         _engine = new WindowEngine(_definition.Windowing, _state.Engine, catalog.Registry) { EmitStates = _feeds && forwarder.NeedsStates(_pipeline) };
@@ -170,22 +170,15 @@ internal sealed partial class KeyWindowGrain(
     public async Task<ResultBatch?> ApplyAsync(KeySlice slice)
     {
         ClearStep();
-        if (_stage is not null)
-        {
-            _deadLetters.Add(new DeadLetter(slice.ProducerId, slice.Sequence, -1, "chained-pipeline",
-                $"pipeline '{_pipeline}' reads pipeline '{_definition!.Input!.Pipeline}'; {slice.Count} events published to it were not applied"));
-            await sink.WriteAsync(new SinkWrite(_pipeline, _key, [], [], _deadLetters.ToArray()));
-            PipelineMeter.DeadLetters.Add(1, PipelineMeter.Pipeline(_pipeline), new("reason", "chained-pipeline"));
-            return null;
-        }
-
         if (_engine is null)
         {
             // Not applied, but not lost without a trace either.
-            _deadLetters.Add(new DeadLetter(slice.ProducerId, slice.Sequence, -1, "unknown-pipeline",
-                $"this silo runs no pipeline '{_pipeline}'; {slice.Count} events not applied"));
+            var (reason, detail) = _stage is not null
+                ? ("chained-pipeline", $"pipeline '{_pipeline}' reads pipeline '{_definition!.Input!.Pipeline}'; {slice.Count} events published to it were not applied")
+                : ("unknown-pipeline", $"this silo runs no pipeline '{_pipeline}'; {slice.Count} events not applied");
+            _deadLetters.Add(new DeadLetter(slice.ProducerId, slice.Sequence, -1, reason, detail));
             await sink.WriteAsync(new SinkWrite(_pipeline, _key, [], [], _deadLetters.ToArray()));
-            PipelineMeter.DeadLetters.Add(1, PipelineMeter.Pipeline(_pipeline), new("reason", "unknown-pipeline"));
+            PipelineMeter.DeadLetters.Add(1, PipelineMeter.Pipeline(_pipeline), new("reason", reason));
             return null;
         }
 
@@ -449,7 +442,7 @@ internal sealed partial class KeyWindowGrain(
             live.Add(batch);
             // A timer step of a feeding key (an idle timeout closed its windows): its results go downstream from here;
             // a partition's step forwards what its keys return.
-            if (forward is not null) await forwarder.ForwardAsync(_pipeline, _state.Partition, _state.LastDelivery, [new ResultBatch(_pipeline, _key, [.. forward], [])], long.MinValue);
+            if (forward is not null) await ForwardOwnAsync(forward);
         }
 
         return batch;
@@ -476,6 +469,10 @@ internal sealed partial class KeyWindowGrain(
             throw;
         }
     }
+
+    /// <summary>What this key fired itself (a timer step, or its last results again on activation), to the pipelines it feeds.</summary>
+    private Task ForwardOwnAsync(IEnumerable<WindowResult> results) =>
+        forwarder.ForwardAsync(_pipeline, _state.Partition, _state.LastDelivery, [new ResultBatch(_pipeline, _key, [.. results], [])], long.MinValue);
 
     /// <summary>
     /// How far queueing may hold a key's idle clock back at most: past it, a backlog (or a producer whose clock runs

@@ -39,6 +39,29 @@ public sealed class ChainRedeliveryTests
     }
 
     [Fact]
+    public async Task A_feeding_key_sends_its_last_results_downstream_again_when_it_comes_back()
+    {
+        // Results a key stored but that never went downstream (its partition stopped first): the key hands them over
+        // when it is next activated.
+        await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([Plan.Upstream, Plan.Downstream]));
+        const string key = "auction-2";
+        var grain = cluster.Client.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(Plan.Upstream.Name, key));
+        var downstream = cluster.Client.GetGrain<IKeyWindowGrain>(PipelineNames.StreamKey(Plan.Downstream.Name, ChainInput.AllKey));
+        var partition = PipelineNames.PartitionOf(key, ChainPlan.Partitions);
+        Assert.NotNull(await grain.ApplyAsync(new KeySlice(partition, 1, Guid.NewGuid(), 1, 0, ["price"], [100, 200], [7, 9], 0, AdvanceTo: 1_000)));
+        Assert.Empty((await downstream.GetWindowsAsync()).Open); // called directly: nothing went downstream
+
+        await cluster.Client.GetGrain<Orleans.Runtime.IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        Assert.Equal(2, (await grain.GetWindowsAsync()).AppliedEvents); // back, from its stored state
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        WindowResult? held;
+        while ((held = (await downstream.GetWindowsAsync()).Open.SingleOrDefault()) is null && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.NotNull(held);
+        Assert.Equal((0L, 1_000L, 9.0), (held.Start, held.End, held.Values[0]));
+    }
+
+    [Fact]
     public async Task A_chained_key_takes_the_same_contributions_twice_and_older_revisions_late_without_changing()
     {
         await using var cluster = await PipelineCluster.StartAsync(configure: o => o.Pipelines.AddRange([Plan.Upstream, Plan.Downstream]));

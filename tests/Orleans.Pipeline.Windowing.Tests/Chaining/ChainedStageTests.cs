@@ -249,6 +249,40 @@ public sealed class ChainedStageTests
     }
 
     [Fact]
+    public void A_quantile_over_an_upstream_quantile_merges_the_sketches_and_answers_for_all_events()
+    {
+        // Two keys with very different values: the median of all events is not the median of the two medians.
+        var upstream = new WindowingDefinition(WindowSpec.Tumbling(10), [AggregationSpec.Quantiles("v", 0.5)]);
+        var random = new Random(3);
+        var all = new List<double>();
+        var stage = new ChainedStage(new WindowingDefinition(WindowSpec.Tumbling(10), [AggregationSpec.Quantiles("quantile_v", 0.5, 0.9)]),
+            ["quantile_v_p50"], upstream: upstream);
+        var output = new List<WindowResult>();
+        foreach (var (key, count, scale) in new[] { ("a", 900, 1.0), ("b", 100, 1_000.0) })
+        {
+            var engine = new WindowEngine(upstream) { EmitStates = true };
+            var fired = new List<WindowResult>();
+            for (var i = 0; i < count; i++)
+            {
+                var value = (1 + random.NextDouble()) * scale;
+                all.Add(value);
+                engine.Process(i % 10, [value], 0, fired);
+            }
+
+            engine.AdvanceWatermark(10, fired);
+            var result = Assert.Single(fired);
+            stage.Apply(new Contribution(key, result.Start, result.End, result.Kind, result.Values, result.Revision) { States = result.States }, output);
+        }
+
+        stage.AdvanceWatermark(10, output);
+        all.Sort();
+        var merged = Assert.Single(output);
+        Assert.Equal(2, merged.Values.Length);
+        Assert.InRange(merged.Values[0], all[499] * 0.98, all[499] * 1.02);
+        Assert.InRange(merged.Values[1], all[899] * 0.98, all[899] * 1.02);
+    }
+
+    [Fact]
     public void A_definition_that_cannot_run_downstream_is_refused_with_every_problem_named()
     {
         var error = Assert.Throws<ArgumentException>(() => new ChainedStage(
