@@ -58,22 +58,29 @@ public sealed partial class PipelineClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await FlushAsync();
 
-    private async Task<PipelineDefinition> FindAsync(string pipeline)
+    /// <summary>The pipeline; once the catalog is known, without an await (or an allocation) per published event.</summary>
+    private ValueTask<PipelineDefinition> FindAsync(string pipeline) =>
+        _pipelines is { } known ? new(Lookup(known, pipeline)) : FindFirstAsync(pipeline);
+
+    private async ValueTask<PipelineDefinition> FindFirstAsync(string pipeline) => Lookup(await GetPipelinesAsync(), pipeline);
+
+    private static PipelineDefinition Lookup(IReadOnlyDictionary<string, PipelineDefinition> pipelines, string pipeline)
     {
-        var pipelines = await GetPipelinesAsync();
         if (pipeline is null || !pipelines.TryGetValue(pipeline, out var definition))
             throw new UnknownPipelineException($"unknown pipeline '{pipeline}' (known: {string.Join(", ", pipelines.Keys.Order(StringComparer.Ordinal))})");
         return definition;
     }
 
     /// <summary>The pipeline, when events may be published to it (a chained pipeline reads another's results instead).</summary>
-    private async Task<PipelineDefinition> FindPublishableAsync(string pipeline)
-    {
-        var definition = await FindAsync(pipeline);
-        if (definition.Input is { } input)
-            throw new ArgumentException($"pipeline '{definition.Name}' reads the results of pipeline '{input.Pipeline}' and takes no events; publish to '{input.Pipeline}'");
-        return definition;
-    }
+    private ValueTask<PipelineDefinition> FindPublishableAsync(string pipeline) =>
+        _pipelines is { } known ? new(Publishable(Lookup(known, pipeline))) : FindPublishableFirstAsync(pipeline);
+
+    private async ValueTask<PipelineDefinition> FindPublishableFirstAsync(string pipeline) => Publishable(await FindAsync(pipeline));
+
+    private static PipelineDefinition Publishable(PipelineDefinition definition) =>
+        definition.Input is { } input
+            ? throw new ArgumentException($"pipeline '{definition.Name}' reads the results of pipeline '{input.Pipeline}' and takes no events; publish to '{input.Pipeline}'")
+            : definition;
 
     /// <summary>The sender (and buffer) of the key's partition, created on first use.</summary>
     private PartitionSender SenderFor(PipelineDefinition definition, string key) =>

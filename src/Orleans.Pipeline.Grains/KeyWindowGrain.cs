@@ -605,7 +605,12 @@ internal sealed partial class KeyWindowGrain(
         foreach (var result in _output)
         {
             if (result.Kind is ResultKind.Partial) continue;
-            closed.RemoveAll(r => r.Start == result.Start && r.End == result.End);
+            // By hand, not RemoveAll with a lambda: this runs for every result a key fires.
+            for (var i = closed.Count - 1; i >= 0; i--)
+            {
+                if (closed[i].Start == result.Start && closed[i].End == result.End) closed.RemoveAt(i);
+            }
+
             if (result.Kind is ResultKind.Final or ResultKind.Update) closed.Add(result.States is null ? result : result with { States = null });
         }
 

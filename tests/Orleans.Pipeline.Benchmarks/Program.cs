@@ -15,7 +15,7 @@ return 0;
 static void PrintPerEventTable(Summary summary)
 {
     // Per-event figures belong to the engine's event benchmarks (those with a window kind), not to one-off costs.
-    if (summary.Reports.Length == 0 || summary.BenchmarksCases.Any(b => b.Parameters.Count == 0)) return;
+    if (summary.Reports.Length == 0 || summary.BenchmarksCases.Any(b => b.Parameters.Items.All(p => p.Name != "Kind"))) return;
     Console.WriteLine();
     Console.WriteLine("| benchmark | kind | aggregations | events/s (one core) | ns/event | × baseline time | bytes/event |");
     Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");

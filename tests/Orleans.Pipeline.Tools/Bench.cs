@@ -19,13 +19,13 @@ using Orleans.Pipeline.Windowing.Aggregation;
 namespace Orleans.Pipeline.Tools;
 
 /// <summary>Options of <c>bench</c>.</summary>
-internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick)
+internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick, int Partitions = PipelineDefinition.DefaultPartitions)
 {
     public static readonly string[] AllSystems = ["engine", "naive", "embedded", "gateway", "postgres"];
 
     public const string Usage =
         "usage: bench [--quick] [--keys 1000,10000,100000,1000000] [--events N per key count (2000000)] " +
-        "[--systems engine,naive,embedded,gateway,postgres] [--out DIR (bench-results)]";
+        "[--systems engine,naive,embedded,gateway,postgres] [--partitions N (16)] [--out DIR (bench-results)]";
 
     public static BenchOptions Parse(string[] args)
     {
@@ -47,6 +47,7 @@ internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, st
                 "--events" => options with { Events = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ArgumentException($"--events: '{value}' is not a positive whole number") },
                 "--systems" => options with { Systems = value.Split(',').Select(s => AllSystems.Contains(s) ? s : throw new ArgumentException($"--systems: unknown system '{s}' (known: {string.Join(", ", AllSystems)})")).ToArray() },
                 "--out" => options with { Output = value },
+                "--partitions" => options with { Partitions = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var p) && p is >= 1 and <= 4096 ? p : throw new ArgumentException($"--partitions: '{value}' is not a whole number in [1, 4096]") },
                 _ => throw new ArgumentException($"unknown option '{name}'"),
             };
         }
@@ -77,7 +78,7 @@ internal static class Bench
         Directory.CreateDirectory(options.Output);
         var rows = new List<Row>();
         LocalPostgres? postgres = null;
-        Console.WriteLine($"bench: {string.Join(", ", options.Systems)} at {string.Join(", ", options.Keys.Select(k => k.ToString("N0", CultureInfo.InvariantCulture)))} keys, {options.Events:N0} events each; {Environment.ProcessorCount} cores");
+        Console.WriteLine($"bench: {string.Join(", ", options.Systems)} at {string.Join(", ", options.Keys.Select(k => k.ToString("N0", CultureInfo.InvariantCulture)))} keys, {options.Events:N0} events each, {options.Partitions} partitions; {Environment.ProcessorCount} cores");
         try
         {
             if (options.Systems.Any(s => s != "engine"))
@@ -105,7 +106,7 @@ internal static class Bench
                     var row = system switch
                     {
                         "engine" => RunEngine(keys, count),
-                        _ => await RunSiloAsync(system, keys, count, postgres, options.Quick),
+                        _ => await RunSiloAsync(system, keys, count, postgres, options.Quick, partitions: options.Partitions),
                     };
                     if (system == "engine") reference = row.Digest;
                     row = row with { SameWindows = row.Digest is null || reference is null || system == "naive" ? null : row.Digest == reference };
@@ -120,6 +121,7 @@ internal static class Bench
         }
 
         Print(rows);
+        PrintWork(rows);
         Write(rows, options.Output);
         var different = rows.Where(r => r.SameWindows == false).ToList();
         if (different.Count > 0)
@@ -195,7 +197,7 @@ internal static class Bench
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', lines))))[..16];
     }
 
-    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres, bool quick, bool latency = true)
+    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres, bool quick, bool latency = true, int partitions = PipelineDefinition.DefaultPartitions)
     {
         var cluster = new PipelineClusterOptions { ClusterId = $"bench-{Guid.NewGuid():N}", ServiceId = "bench" };
         var database = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
@@ -228,7 +230,7 @@ internal static class Bench
             .UsePipelineCluster(cluster, FreePort(), FreePort())
             .AddPipelineSilo(o =>
             {
-                o.Pipelines.Add(Pipeline);
+                o.Pipelines.Add(Pipeline with { Partitions = partitions });
                 o.Cluster = cluster;
                 o.DatabasePath = database;
                 if (system == "naive") o.StateWriteInterval = TimeSpan.Zero;
@@ -260,6 +262,7 @@ internal static class Bench
             await using var subscriber = system == "naive" ? null : await SubscriberProbe.StartAsync(client, system == "gateway" ? gateway.Url : null);
             // Cluster mode counts the database server's CPU too: it does the durable part of the work.
             var cpu = Process.GetCurrentProcess().TotalProcessorTime + (system == "postgres" ? postgres!.CpuTime() : TimeSpan.Zero);
+            using var work = WorkMeter.Start();
             var clock = Stopwatch.StartNew();
             var published = 0;
             var publisherCpu = TimeSpan.Zero;
@@ -288,6 +291,7 @@ internal static class Bench
             var elapsed = clock.Elapsed;
             var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime + (system == "postgres" ? postgres!.CpuTime() : TimeSpan.Zero) - cpu + publisherCpu;
             var workingSet = peak.Stop();
+            var done = work.Stop(events);
             var followed = subscriber is null ? null : await subscriber.CatchUpAsync(client);
             string? digest = null;
             if (keys <= 100_000 && system != "naive")
@@ -326,7 +330,7 @@ internal static class Bench
             }
 
             return new Row(system, keys, events, events / elapsed.TotalSeconds, events / Math.Max(cpuUsed.TotalSeconds, 1e-3),
-                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured, storedPerKey, followed);
+                workingSet / (1024 * 1024), digest, null, (workingSet - before) / Math.Max(keys, 1), measured, storedPerKey, followed, done);
         }
         finally
         {
@@ -446,6 +450,58 @@ internal static class Bench
         }
     }
 
+    /// <summary>What a run did per 1,000 events, and the runtime's garbage collection over the run (collections in all, share of wall time paused).</summary>
+    internal sealed record Work(double KeyCalls, double Activations, double Results, double StateRows, double AllocatedKiB, int Gen0, int Gen1, int Gen2, double PausedShare);
+
+    /// <summary>
+    /// Counts, from the pipeline's own instruments, the key grains' steps (one per slice applied), activations,
+    /// results and stored state rows while a run lasts; and the process's allocations and collections.
+    /// </summary>
+    private sealed class WorkMeter : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private readonly long _allocated = GC.GetTotalAllocatedBytes();
+        private readonly int[] _collections = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+        private readonly TimeSpan _paused = GC.GetTotalPauseDuration();
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private long _calls, _activations, _results, _rows;
+
+        public static WorkMeter Start()
+        {
+            var meter = new WorkMeter();
+            meter._listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument == PipelineMeter.ApplyLatency || instrument == PipelineMeter.ActiveKeys ||
+                    instrument == PipelineMeter.WindowsEmitted || instrument == PipelineMeter.StateWriteGroupSize)
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            meter._listener.SetMeasurementEventCallback<double>((instrument, _, _, _) =>
+            {
+                if (instrument == PipelineMeter.ApplyLatency) Interlocked.Increment(ref meter._calls);
+            });
+            meter._listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+            {
+                if (instrument == PipelineMeter.ActiveKeys && value > 0) Interlocked.Add(ref meter._activations, value);
+                else if (instrument == PipelineMeter.WindowsEmitted) Interlocked.Add(ref meter._results, value);
+                else if (instrument == PipelineMeter.StateWriteGroupSize) Interlocked.Add(ref meter._rows, value);
+            });
+            meter._listener.Start();
+            return meter;
+        }
+
+        public Work Stop(int events)
+        {
+            _listener.Dispose();
+            double per = 1_000.0 / Math.Max(events, 1);
+            return new Work(_calls * per, _activations * per, _results * per, _rows * per,
+                (GC.GetTotalAllocatedBytes() - _allocated) / 1024.0 * per,
+                GC.CollectionCount(0) - _collections[0], GC.CollectionCount(1) - _collections[1], GC.CollectionCount(2) - _collections[2],
+                (GC.GetTotalPauseDuration() - _paused) / _clock.Elapsed);
+        }
+
+        public void Dispose() => _listener.Dispose();
+    }
+
     private sealed record Latency(double Rate, double AppliedP50, double AppliedP99, double ResultP50, double ResultP99);
 
     /// <summary>Lanes of the gateway publisher (one request in flight each): a key always travels in one lane, so its events keep their order.</summary>
@@ -529,7 +585,7 @@ internal static class Bench
         }
     }
 
-    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0, Latency? Latency = null, long StoredBytesPerKey = 0, Followed? Subscriber = null);
+    private sealed record Row(string System, int Keys, int Events, double EventsPerSecond, double EventsPerCoreSecond, long PeakWorkingSetMiB, string? Digest, bool? SameWindows, long BytesPerKey = 0, Latency? Latency = null, long StoredBytesPerKey = 0, Followed? Subscriber = null, Work? Work = null);
 
     private static void Print(List<Row> rows)
     {
@@ -542,6 +598,22 @@ internal static class Bench
             var ratio = naive is null || row.System == "naive" ? "" : $"{row.EventsPerSecond / naive.EventsPerSecond:N1}×";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {row.System} | {row.Keys:N0} | {row.Events:N0} | {row.EventsPerSecond:N0} | {row.EventsPerCoreSecond:N0} | {ratio} | {row.PeakWorkingSetMiB:N0} | {(row.BytesPerKey > 0 ? row.BytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.SameWindows is null ? "-" : row.SameWindows.Value ? "identical" : "DIFFERENT")} | {(row.Latency is { } l ? $"{l.AppliedP50:N0} / {l.AppliedP99:N0}" : "")} | {(row.Latency is { } m ? $"{m.ResultP50:N0} / {m.ResultP99:N0}" : "")} | {(row.StoredBytesPerKey > 0 ? row.StoredBytesPerKey.ToString("N0", CultureInfo.InvariantCulture) : "")} | {(row.Subscriber is { } f ? $"{f.Received:N0} / {f.Emitted:N0} ({f.Missed:N0})" : "")} |"));
+        }
+    }
+
+    /// <summary>Where the work went: per 1,000 events, what the silo did for them, and what the runtime spent.</summary>
+    private static void PrintWork(List<Row> rows)
+    {
+        if (!rows.Any(r => r.Work is not null)) return;
+        Console.WriteLine();
+        Console.WriteLine("Per 1,000 events (silo systems):");
+        Console.WriteLine("| system | keys | key calls | key activations | window results | state rows written | allocated KiB | GC collections (gen0/1/2) | time paused in GC |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var row in rows.Where(r => r.Work is not null))
+        {
+            var w = row.Work!;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {row.System} | {row.Keys:N0} | {w.KeyCalls:N1} | {w.Activations:N1} | {w.Results:N1} | {w.StateRows:N1} | {w.AllocatedKiB:N0} | {w.Gen0} / {w.Gen1} / {w.Gen2} | {w.PausedShare:P0} |"));
         }
     }
 
