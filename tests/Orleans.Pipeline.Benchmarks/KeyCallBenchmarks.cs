@@ -22,7 +22,8 @@ namespace Orleans.Pipeline.Benchmarks;
 [SimpleJob(warmupCount: 3, iterationCount: 10)]
 public class KeyCallBenchmarks
 {
-    private static readonly WindowingDefinition Definition = new(
+    /// <summary>The bench's pipeline: tumbling 1 s; count, sum, min, max.</summary>
+    internal static readonly WindowingDefinition Definition = new(
         WindowSpec.Tumbling(1_000),
         [AggregationSpec.Count(), AggregationSpec.Sum("v"), AggregationSpec.Min("v"), AggregationSpec.Max("v")],
         MaxOutOfOrdernessMs: 200);
@@ -109,12 +110,7 @@ public interface IBenchKeyGrain : IGrainWithStringKey
 /// <summary>A key grain reduced to its engine.</summary>
 public sealed class BenchKeyGrain : Grain, IBenchKeyGrain
 {
-    private static readonly WindowingDefinition Definition = new(
-        WindowSpec.Tumbling(1_000),
-        [AggregationSpec.Count(), AggregationSpec.Sum("v"), AggregationSpec.Min("v"), AggregationSpec.Max("v")],
-        MaxOutOfOrdernessMs: 200);
-
-    private readonly WindowEngine _engine = new(WindowPlan.For(Definition));
+    private readonly WindowEngine _engine = new(WindowPlan.For(KeyCallBenchmarks.Definition));
     private readonly List<WindowResult> _output = [];
     private readonly double[] _row = new double[1];
 
