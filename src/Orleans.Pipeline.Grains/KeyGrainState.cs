@@ -15,10 +15,7 @@ internal sealed class KeyGrainState
     /// <summary>The partition's last delivery applied: a slice at or below it is a repeat.</summary>
     [Id(2)] public long LastDelivery { get; set; }
 
-    /// <summary>
-    /// Recent final results and updates, newest last, as states stored before <see cref="Recent"/> kept them: read into
-    /// <see cref="Recent"/> on activation, and empty from then on.
-    /// </summary>
+    /// <summary>Recent final results and updates, newest last.</summary>
     [Id(3)] public List<WindowResult> Closed { get; set; } = [];
 
     /// <summary>Slices dropped as repeats.</summary>
@@ -38,16 +35,4 @@ internal sealed class KeyGrainState
 
     /// <summary>For a key of a chained pipeline: upstream results taken.</summary>
     [Id(8)] public long Contributions { get; set; }
-
-    /// <summary>Recent final results and updates, newest last.</summary>
-    [Id(9)] public ClosedWindows Recent { get; set; } = new();
-
-    /// <summary>Moves windows kept by an older build (<see cref="Closed"/>) into <see cref="Recent"/>.</summary>
-    public void Upgrade()
-    {
-        if (Closed.Count == 0) return;
-        // Stored by a build that kept both is impossible: Recent is new with this field, so it can only be empty here.
-        Recent = ClosedWindows.From(Closed);
-        Closed = [];
-    }
 }

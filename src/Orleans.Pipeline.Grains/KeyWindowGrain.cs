@@ -93,7 +93,6 @@ internal sealed partial class KeyWindowGrain(
         if (await store.ReadAsync(_pipeline, _key, cancellationToken) is { } stored)
         {
             _state = serializer.Deserialize(stored.Payload) ?? new KeyGrainState();
-            _state.Upgrade();
             _version = stored.Version;
         }
 
@@ -328,13 +327,13 @@ internal sealed partial class KeyWindowGrain(
         if (_stage is not null)
         {
             return Task.FromResult(new KeyWindows(
-                _stage.Snapshot().ToArray(), _state.Recent.ToArray(), _stage.Watermark, _state.Contributions, _stage.LateContributions, 0, 0));
+                _stage.Snapshot().ToArray(), _state.Closed.ToArray(), _stage.Watermark, _state.Contributions, _stage.LateContributions, 0, 0));
         }
 
         var engineState = _engine?.State;
         return Task.FromResult(new KeyWindows(
             _engine?.Snapshot().ToArray() ?? [],
-            _state.Recent.ToArray(),
+            _state.Closed.ToArray(),
             engineState?.CurrentWatermark ?? long.MinValue,
             engineState?.AppliedEventCount ?? 0,
             engineState?.LateEventCount ?? 0,
@@ -601,9 +600,21 @@ internal sealed partial class KeyWindowGrain(
 
     private void RememberClosed()
     {
-        var closed = _state.Recent;
-        foreach (var result in _output) closed.Remember(result);
-        closed.Trim(_definition!.ClosedWindowsKept);
+        var closed = _state.Closed;
+        var keep = _definition!.ClosedWindowsKept;
+        foreach (var result in _output)
+        {
+            if (result.Kind is ResultKind.Partial) continue;
+            // By hand, not RemoveAll with a lambda: this runs for every result a key fires.
+            for (var i = closed.Count - 1; i >= 0; i--)
+            {
+                if (closed[i].Start == result.Start && closed[i].End == result.End) closed.RemoveAt(i);
+            }
+
+            if (result.Kind is ResultKind.Final or ResultKind.Update) closed.Add(result.States is null ? result : result with { States = null });
+        }
+
+        if (closed.Count > keep) closed.RemoveRange(0, closed.Count - keep);
     }
 
     /// <summary>For each engine field, its column in the slice, or −1 when the slice lacks it (cached: producers send the same fields).</summary>
