@@ -34,6 +34,16 @@ public sealed class BenchCommandTests(Xunit.Abstractions.ITestOutputHelper outpu
                     // result batch the silo emitted, and was told of none missed.
                     var (received, emitted, missed) = (long.Parse(row[14], CultureInfo.InvariantCulture), long.Parse(row[15], CultureInfo.InvariantCulture), long.Parse(row[16], CultureInfo.InvariantCulture));
                     Assert.True(emitted > 0 && received == emitted && missed == 0, $"{system} at {keys} keys: the subscriber got {received} of {emitted} result batches ({missed} missed)");
+
+                    // Work per 1,000 events, counted from the pipeline's instruments: every key activated once (the run
+                    // is shorter than the idle timeout), at least one call per key and at most one per event, and the
+                    // same windows fired whichever system ran them.
+                    var events = double.Parse(row[2], CultureInfo.InvariantCulture);
+                    var (calls, activations, results) = (double.Parse(row[17], CultureInfo.InvariantCulture), double.Parse(row[18], CultureInfo.InvariantCulture), double.Parse(row[19], CultureInfo.InvariantCulture));
+                    Assert.True(Math.Abs(activations - keys * 1_000 / events) < 0.01, $"{system} at {keys} keys: {activations} activations per 1,000 events, expected {keys * 1_000 / events}");
+                    Assert.True(calls >= keys * 1_000 / events && calls <= 1_000, $"{system} at {keys} keys: {calls} key calls per 1,000 events");
+                    var embeddedResults = double.Parse(rows.Single(r => r[0] == "embedded" && r[1] == row[1])[19], CultureInfo.InvariantCulture);
+                    Assert.True(results > 0 && Math.Abs(results - embeddedResults) < 0.01, $"{system} at {keys} keys: {results} window results per 1,000 events, embedded fired {embeddedResults}");
                 }
             }
         }

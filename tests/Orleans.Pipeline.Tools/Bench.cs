@@ -619,9 +619,9 @@ internal static class Bench
 
     private static void Write(List<Row> rows, string directory)
     {
-        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms,stored_bytes_per_key,subscriber_received,results_emitted,subscriber_missed\n");
+        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms,stored_bytes_per_key,subscriber_received,results_emitted,subscriber_missed,key_calls_per_1000,activations_per_1000,results_per_1000,state_rows_per_1000,allocated_kib_per_1000,gc_paused_share\n");
         foreach (var r in rows)
-            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99},{r.StoredBytesPerKey},{r.Subscriber?.Received},{r.Subscriber?.Emitted},{r.Subscriber?.Missed}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99},{r.StoredBytesPerKey},{r.Subscriber?.Received},{r.Subscriber?.Emitted},{r.Subscriber?.Missed},{r.Work?.KeyCalls:F2},{r.Work?.Activations:F2},{r.Work?.Results:F2},{r.Work?.StateRows:F2},{r.Work?.AllocatedKiB:F0},{r.Work?.PausedShare:F3}\n");
         File.WriteAllText(Path.Combine(directory, "bench.csv"), csv.ToString());
         File.WriteAllText(Path.Combine(directory, "bench.json"), JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.WriteAllText(Path.Combine(directory, "bench.svg"), Chart(rows));
