@@ -1,3 +1,4 @@
+using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using Orleans.Pipeline.Benchmarks;
@@ -8,7 +9,10 @@ if (args is ["state-size"])
     return 0;
 }
 
-var summaries = BenchmarkSwitcher.FromAssembly(typeof(WindowEngineBenchmarks).Assembly).Run(args);
+// Reports go beside the build output, not into whatever folder the command was run from (the repository's top level
+// holds only what the project is made of); --artifacts chooses another folder.
+var config = DefaultConfig.Instance.WithArtifactsPath(Path.Combine(AppContext.BaseDirectory, "BenchmarkDotNet.Artifacts"));
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(WindowEngineBenchmarks).Assembly).Run(args, config);
 foreach (var summary in summaries) PrintPerEventTable(summary);
 return 0;
 
