@@ -6,6 +6,7 @@ using Orleans.Concurrency;
 using Orleans.Hosting;
 using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Aggregation;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Benchmarks;
 
@@ -45,7 +46,7 @@ public class KeyCallBenchmarks
     {
         _host = Host.CreateDefaultBuilder()
             .ConfigureLogging(l => l.ClearProviders())
-            .UseOrleans(silo => silo.UseLocalhostClustering(BenchPorts.Free(), BenchPorts.Free()))
+            .UseOrleans(silo => silo.UseLocalhostClustering(FreePorts.Next(), FreePorts.Next()))
             .Build();
         await _host.StartAsync();
         var grains = _host.Services.GetRequiredService<IGrainFactory>();
@@ -124,15 +125,5 @@ public sealed class BenchKeyGrain : Grain, IBenchKeyGrain
 
         _output.Clear();
         return Task.FromResult(slice.Times.Length);
-    }
-}
-
-internal static class BenchPorts
-{
-    public static int Free()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
 
 namespace Orleans.Pipeline.Testing;
@@ -103,7 +101,7 @@ public sealed class LocalPostgres : IAsyncDisposable
             await RunAsync("chown", ["postgres:postgres", root], cancellationToken);
         }
 
-        var server = new LocalPostgres(bin, root, FreePort(), asPostgresUser);
+        var server = new LocalPostgres(bin, root, FreePorts.Next(), asPostgresUser);
         try
         {
             await server.PgAsync("initdb", ["-D", server._dataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"], cancellationToken);
@@ -208,12 +206,5 @@ public sealed class LocalPostgres : IAsyncDisposable
             .Where(Has)
             .OrderByDescending(d => int.TryParse(Path.GetFileName(Path.GetDirectoryName(d)), out var major) ? major : 0)
             .FirstOrDefault();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

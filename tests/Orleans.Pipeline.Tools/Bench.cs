@@ -209,7 +209,7 @@ internal static class Bench
 
         var gateway = new GatewayOptions
         {
-            Url = $"http://127.0.0.1:{FreePort()}",
+            Url = $"http://127.0.0.1:{FreePorts.Next()}",
             EventsPerSecondPerCaller = 50_000_000,
             BurstPerCaller = 50_000_000,
             MaxInFlightEvents = 4_000_000,
@@ -227,7 +227,7 @@ internal static class Bench
         }
 
         builder.UseOrleans(silo => silo
-            .UsePipelineCluster(cluster, FreePort(), FreePort())
+            .UsePipelineCluster(cluster, FreePorts.Next(), FreePorts.Next())
             .AddPipelineSilo(o =>
             {
                 o.Pipelines.Add(Pipeline with { Partitions = partitions });
@@ -559,13 +559,6 @@ internal static class Bench
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT coalesce(sum(length(payload) + length(key) + length(pipeline) + 8), 0) FROM pipeline_key_state";
         return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture) / Math.Max(keys, 1);
-    }
-
-    internal static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static long PeakMiB() => Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);

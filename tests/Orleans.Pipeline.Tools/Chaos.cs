@@ -335,10 +335,10 @@ internal static class Chaos
             ["Pipeline__MigrateOnStart"] = "false",
             ["Pipeline__Streams__VisibilityTimeout"] = "00:00:05",
             ["Pipeline__Streams__PollInterval"] = "00:00:00.050",
-            ["Pipeline__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePort()}",
-            ["Pipeline__Health__Url"] = $"http://127.0.0.1:{FreePort()}",
+            ["Pipeline__SiloPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePorts.Next()}",
+            ["Pipeline__Health__Url"] = $"http://127.0.0.1:{FreePorts.Next()}",
             ["Pipeline__Gateway__EventsPerSecondPerCaller"] = "10000000",
             ["Pipeline__Gateway__BurstPerCaller"] = "10000000",
             ["Orleans__Membership__ProbeTimeout"] = "00:00:01",
@@ -551,12 +551,5 @@ internal static class Chaos
                 await Task.Delay(TimeSpan.FromMilliseconds(200));
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -149,7 +149,7 @@ internal static class NexmarkBench
         builder.Logging.ClearProviders();
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Error);
         builder.UseOrleans(silo => silo
-            .UsePipelineCluster(cluster, Bench.FreePort(), Bench.FreePort())
+            .UsePipelineCluster(cluster, FreePorts.Next(), FreePorts.Next())
             .AddPipelineSilo(o =>
             {
                 o.Pipelines.AddRange(query.Pipelines);

@@ -31,9 +31,9 @@ public sealed class HealthEndpointTests(Xunit.Abstractions.ITestOutputHelper out
             ["Pipeline__ConnectionString"] = database,
             ["Pipeline__ClusterId"] = "health",
             ["Pipeline__ServiceId"] = "health",
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{SiloProcess.FreePort()}",
+            ["Pipeline__SiloPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePorts.Next()}",
             ["Pipeline__Health__DatabaseTimeout"] = "00:00:01",
             ["Pipeline__Health__DrainDelay"] = "00:00:03",
             ["Logging__LogLevel__Default"] = "Error",
@@ -78,8 +78,8 @@ public sealed class HealthEndpointTests(Xunit.Abstractions.ITestOutputHelper out
         await using var silo = SiloProcess.Start(new Dictionary<string, string>
         {
             ["Pipeline__Gateway__Enabled"] = "false",
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__SiloPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
             ["Logging__LogLevel__Default"] = "Error",
         });
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
@@ -93,7 +93,7 @@ public sealed class HealthEndpointTests(Xunit.Abstractions.ITestOutputHelper out
     [Fact]
     public async Task A_health_port_that_is_the_gateway_port_is_refused_with_exit_code_1()
     {
-        var port = SiloProcess.FreePort();
+        var port = FreePorts.Next();
         await using var silo = SiloProcess.Start(new Dictionary<string, string>
         {
             ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{port}",

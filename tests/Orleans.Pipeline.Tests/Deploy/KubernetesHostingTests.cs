@@ -1,5 +1,6 @@
 using System.Globalization;
 using Orleans.Pipeline.Tests.PostgreSql;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Deploy;
 
@@ -21,9 +22,9 @@ public sealed class KubernetesHostingTests
             ["POD_IP"] = "127.0.0.1",
             ["ORLEANS_SERVICE_ID"] = "orleans-pipeline",
             ["ORLEANS_CLUSTER_ID"] = "orleans-pipeline",
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{SiloProcess.FreePort()}",
+            ["Pipeline__SiloPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePorts.Next()}",
             ["KUBERNETES_SERVICE_HOST"] = "",
             ["KUBERNETES_SERVICE_PORT"] = "",
         });

@@ -10,6 +10,7 @@ using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.Tests.PostgreSql;
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Gateway;
 
@@ -59,7 +60,7 @@ public sealed class GatewayHost : IAsyncDisposable
         Uri? address = null;
         if (realPort)
         {
-            var port = SiloProcess.FreePort();
+            var port = FreePorts.Next();
             options.Url = $"{(certificate is null ? "http" : "https")}://127.0.0.1:{port}";
             if (certificate is not null)
             {

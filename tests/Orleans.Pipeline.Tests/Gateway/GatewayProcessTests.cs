@@ -2,6 +2,7 @@ using Grpc.Core;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Tests.PostgreSql;
 using static Orleans.Pipeline.Tests.Workload;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Gateway;
 
@@ -11,11 +12,11 @@ public sealed class GatewayProcessTests
     [Fact]
     public async Task A_standalone_gateway_process_publishes_to_and_queries_a_separate_silo()
     {
-        var siloGatewayPort = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var gatewayUrl = $"http://127.0.0.1:{SiloProcess.FreePort()}";
+        var siloGatewayPort = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var gatewayUrl = $"http://127.0.0.1:{FreePorts.Next()}";
         var silo = SiloProcess.PipelineEnvironment(PipelineCluster.Pipelines);
         silo["Pipeline__Gateway__Enabled"] = "false";
-        silo["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        silo["Pipeline__SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
         silo["Pipeline__GatewayPort"] = siloGatewayPort;
         silo["Pipeline__DatabasePath"] = Path.Combine(Directory.CreateTempSubdirectory("orleans-pipeline-gw-").FullName, "pipeline.db");
         await using var siloProcess = SiloProcess.Start(silo);

@@ -12,6 +12,7 @@ using Orleans.Pipeline.Windowing;
 using Orleans.Pipeline.Windowing.Tests.Reference;
 using static Orleans.Pipeline.Tests.Workload;
 using V1 = Orleans.Pipeline.Gateway.V1;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Gateway;
 
@@ -93,7 +94,7 @@ public sealed class GatewayTests
     [Fact]
     public async Task A_clear_text_port_speaks_http2_and_the_optional_http1_port_serves_plain_json_clients()
     {
-        var http1 = $"http://127.0.0.1:{PostgreSql.SiloProcess.FreePort()}";
+        var http1 = $"http://127.0.0.1:{FreePorts.Next()}";
         await using var host = await GatewayHost.StartAsync(new GatewayOptions { Http1Url = http1 }, realPort: true);
         using var plain = new HttpClient();
 

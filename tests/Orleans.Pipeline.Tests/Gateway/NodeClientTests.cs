@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Orleans.Pipeline.Tests.PostgreSql;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Gateway;
 
@@ -20,11 +21,11 @@ public sealed class NodeClientTests
         var install = await RunAsync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], work, TimeSpan.FromMinutes(3));
         Assert.True(install.ExitCode == 0, $"npm install failed (Node.js and npm are needed, with access to the npm registry):\n{install.Output}");
 
-        var port = SiloProcess.FreePort();
+        var port = FreePorts.Next();
         var environment = SiloProcess.PipelineEnvironment(PipelineCluster.Pipelines);
         environment["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{port}";
-        environment["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        environment["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["Pipeline__SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["Pipeline__GatewayPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment["Pipeline__DatabasePath"] = Path.Combine(work, "pipeline.db");
         await using var silo = SiloProcess.Start(environment);
         await silo.WaitForOutputAsync("silo started", TimeSpan.FromSeconds(60));

@@ -5,6 +5,7 @@ using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Gateway;
 using Orleans.Pipeline.Tests.PostgreSql;
 using Xunit.Abstractions;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Observability;
 
@@ -20,8 +21,8 @@ public sealed class DashboardTests(ITestOutputHelper output)
     public async Task The_dashboard_refuses_a_request_without_credentials_and_renders_grain_statistics_in_a_browser()
     {
         var chromium = Chromium();
-        var dashboardPort = SiloProcess.FreePort();
-        var gatewayUrl = $"http://127.0.0.1:{SiloProcess.FreePort()}";
+        var dashboardPort = FreePorts.Next();
+        var gatewayUrl = $"http://127.0.0.1:{FreePorts.Next()}";
         await using var silo = await EmbeddedSiloProcess.StartAsync(gatewayUrl, new Dictionary<string, string>
         {
             ["Pipeline__Dashboard__Enabled"] = "true",
@@ -82,14 +83,14 @@ public sealed class DashboardTests(ITestOutputHelper output)
     [Fact]
     public async Task The_demo_serves_the_dashboard_behind_credentials_while_its_pipeline_works()
     {
-        var dashboardPort = SiloProcess.FreePort();
+        var dashboardPort = FreePorts.Next();
         await using var demo = SiloProcess.Start(new Dictionary<string, string>
         {
             ["Pipeline__Dashboard__Enabled"] = "true",
             ["Pipeline__Dashboard__Url"] = $"http://127.0.0.1:{dashboardPort}",
             ["Pipeline__Dashboard__PasswordHash"] = ApiKeyHash.Of(Password),
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pipeline__SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Logging__LogLevel__Default"] = "Error",
         }, "demo", "--seconds", "60", "--keys", "200", "--rate", "2000");
         await demo.WaitForOutputAsync($"dashboard on http://127.0.0.1:{dashboardPort}/dashboard/", TimeSpan.FromSeconds(90));

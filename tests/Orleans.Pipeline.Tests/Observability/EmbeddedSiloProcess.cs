@@ -1,5 +1,6 @@
 using System.Globalization;
 using Orleans.Pipeline.Tests.PostgreSql;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Observability;
 
@@ -12,8 +13,8 @@ internal static class EmbeddedSiloProcess
         var environment = new Dictionary<string, string>(settings ?? new Dictionary<string, string>())
         {
             ["Pipeline__Gateway__Url"] = gatewayUrl,
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__SiloPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(CultureInfo.InvariantCulture),
             ["Pipeline__DatabasePath"] = Path.Combine(Path.GetTempPath(), "orleans-pipeline-tests", Guid.NewGuid().ToString("N"), "pipeline.db"),
             ["Logging__LogLevel__Default"] = "Error",
         };

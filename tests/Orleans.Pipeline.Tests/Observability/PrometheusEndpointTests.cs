@@ -2,6 +2,7 @@ using Grpc.Net.Client;
 using Orleans.Pipeline.Client;
 using Orleans.Pipeline.Tests.PostgreSql;
 using static Orleans.Pipeline.Tests.Workload;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.Observability;
 
@@ -11,7 +12,7 @@ public sealed class PrometheusEndpointTests
     [Fact]
     public async Task A_running_silo_serves_the_pipeline_and_orleans_metrics_for_prometheus_on_its_health_port()
     {
-        var gatewayUrl = $"http://127.0.0.1:{SiloProcess.FreePort()}";
+        var gatewayUrl = $"http://127.0.0.1:{FreePorts.Next()}";
         await using var silo = await EmbeddedSiloProcess.StartAsync(gatewayUrl);
 
         using var channel = GrpcChannel.ForAddress(gatewayUrl);

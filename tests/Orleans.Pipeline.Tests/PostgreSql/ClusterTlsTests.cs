@@ -6,6 +6,7 @@ using Orleans.Pipeline.Client;
 using static Orleans.Pipeline.Tests.Workload;
 using Orleans.Pipeline.Hosting;
 using Orleans.Pipeline.PostgreSql;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 
@@ -37,9 +38,9 @@ public sealed class ClusterTlsTests(PostgresServer postgres)
             ["Pipeline__ClusterId"] = clusterId,
             ["Pipeline__ServiceId"] = "pipeline-tls-tests",
             ["Pipeline__StreamQueues"] = "4",
-            ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{SiloProcess.FreePort()}",
+            ["Pipeline__SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePorts.Next()}",
             ["Pipeline__Tls__CertificatePath"] = siloPath,
             ["Pipeline__Tls__CertificatePassword"] = "test",
             ["Pipeline__Tls__CaCertificatePath"] = caPath,

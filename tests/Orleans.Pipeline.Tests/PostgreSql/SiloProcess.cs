@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
@@ -69,7 +67,7 @@ public sealed class SiloProcess : IAsyncDisposable
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         // Every silo process serves health; on its own port, so that processes side by side do not collide.
-        start.Environment["Pipeline__Health__Url"] = $"http://127.0.0.1:{FreePort()}";
+        start.Environment["Pipeline__Health__Url"] = $"http://127.0.0.1:{FreePorts.Next()}";
         foreach (var (key, value) in environment) start.Environment[key] = value;
         return new SiloProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start the silo"), start.Environment["Pipeline__Health__Url"]!);
     }
@@ -98,13 +96,6 @@ public sealed class SiloProcess : IAsyncDisposable
 
     /// <summary>SIGKILL: no shutdown, no flush, leases left as they are.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>Environment variables that define <paramref name="pipelines"/> as the silo's configuration would.</summary>
     public static Dictionary<string, string> PipelineEnvironment(IEnumerable<PipelineDefinition> pipelines)

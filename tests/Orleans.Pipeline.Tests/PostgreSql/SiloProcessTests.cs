@@ -6,6 +6,7 @@ using Orleans.Pipeline.PostgreSql;
 using Orleans.Pipeline.Windowing.Tests.Reference;
 using static Orleans.Pipeline.Tests.Workload;
 using Orleans.Pipeline.Hosting;
+using Orleans.Pipeline.Testing;
 
 namespace Orleans.Pipeline.Tests.PostgreSql;
 
@@ -28,9 +29,9 @@ public sealed class SiloProcessTests(PostgresServer postgres, Xunit.Abstractions
         ["Pipeline__StreamQueues"] = "4",
         ["Pipeline__Streams__VisibilityTimeout"] = "00:00:04",
         ["Pipeline__Streams__PollInterval"] = "00:00:00.050",
-        ["Pipeline__SiloPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["Pipeline__GatewayPort"] = SiloProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{SiloProcess.FreePort()}",
+        ["Pipeline__SiloPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Pipeline__GatewayPort"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Pipeline__Gateway__Url"] = $"http://127.0.0.1:{FreePorts.Next()}",
         ["Orleans__Membership__ProbeTimeout"] = "00:00:01",
         ["Orleans__Membership__NumMissedProbesLimit"] = "2",
         ["Orleans__Membership__NumVotesForDeathDeclaration"] = "1",
@@ -121,7 +122,7 @@ public sealed class SiloProcessTests(PostgresServer postgres, Xunit.Abstractions
     [Fact]
     public async Task A_database_that_is_down_at_start_up_is_a_clear_error_and_exit_code_3_not_a_hang()
     {
-        var port = SiloProcess.FreePort();
+        var port = FreePorts.Next();
         var environment = PostgresEnvironment($"Host=127.0.0.1;Port={port};Username=postgres;Database=pipeline;Timeout=5", "down");
         await using var silo = SiloProcess.Start(environment);
 
