@@ -210,6 +210,48 @@ public sealed class WindowEngine
     }
 
     /// <summary>
+    /// The earliest processing time at which <see cref="Advance"/> would emit something, move the watermark onto a
+    /// window or drop one; <see cref="long.MaxValue"/> when time alone changes nothing (no windows held, or nothing in
+    /// the definition that runs on processing time). Earlier calls of <see cref="Advance"/> change nothing, so a caller
+    /// need not call it before then; every <see cref="Process"/> and <see cref="Advance"/> may move it.
+    /// </summary>
+    public long NextAdvanceDue
+    {
+        get
+        {
+            var state = _state;
+            var due = long.MaxValue;
+            if (_nextDue != long.MaxValue)
+            {
+                if (_processingTime)
+                {
+                    // The watermark is the clock − the disorder: it reaches the next due end at due end + disorder.
+                    due = _nextDue + _disorder;
+                }
+                else if (_idleTimeout > 0 && state.MaxEventTime != long.MinValue)
+                {
+                    // Quiet for the idle timeout, and the idle watermark (highest event time + time since the last
+                    // arrival − disorder) at the next due end.
+                    due = state.LastArrival + Math.Max(_idleTimeout, _nextDue + _disorder - state.MaxEventTime);
+                }
+            }
+
+            if (_earlyInterval > 0)
+            {
+                foreach (var window in state.Windows)
+                {
+                    if ((window.Flags & (WindowSlotFlags.Fired | WindowSlotFlags.Dirty)) != WindowSlotFlags.Dirty) continue;
+                    // The first call only starts the interval: due at once.
+                    due = Math.Min(due, state.LastEarlyFiring == long.MinValue ? long.MinValue : state.LastEarlyFiring + _earlyInterval);
+                    break;
+                }
+            }
+
+            return due;
+        }
+    }
+
+    /// <summary>
     /// Moves the event-time watermark to <paramref name="watermark"/> when that is later (it never moves back), as a
     /// watermark from outside the key would: windows ending at or before it fire, and windows past their allowed
     /// lateness are dropped. A pipeline that feeds others moves each key to its partition's watermark this way.
@@ -319,7 +361,8 @@ public sealed class WindowEngine
             session.End = last + gap;
             session.Revision = 0;
             session.Flags = WindowSlotFlags.None;
-            if (session.End < _nextDue) _nextDue = session.End;
+            // Its old end may have been the next due one: recomputed, so that NextAdvanceDue is never early.
+            RecomputeNextDue();
         }
 
         Apply(session, time, values, output);
