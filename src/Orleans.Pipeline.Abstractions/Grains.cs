@@ -26,6 +26,12 @@ public interface IKeyWindowGrain : IGrainWithStringKey
     /// </summary>
     [AlwaysInterleave]
     Task<ResultBatch?> ApplyContributionsAsync(ContributionSlice slice);
+
+    /// <summary>
+    /// Lets processing time pass (idle timeouts, early firing, processing-time windows): closes what time has closed,
+    /// stores it, and puts it on the live feed. Called by the silo when the key's word says it is due; not for applications.
+    /// </summary>
+    Task WakeAsync();
 }
 
 /// <summary>

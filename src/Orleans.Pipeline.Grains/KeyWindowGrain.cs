@@ -16,8 +16,9 @@ namespace Orleans.Pipeline.Grains;
 /// order; it applies each once (a slice at or below the last stored delivery is a repeat), runs the windowing engine,
 /// and stores its state together with what fired (<see cref="IKeyStateStore"/>: group-committed, results and state in
 /// one transaction in cluster mode) before it returns, so the partition acknowledges its item only once every key
-/// has stored it. A timer advances processing time while the key holds windows that time alone closes; the grain
-/// deactivates when idle, its state stored. Placed on the silo of the partition that first calls it: a partition's
+/// has stored it. While the key holds windows that time alone closes, it leaves word with its silo's
+/// <see cref="KeyWakeups"/> when they are next due and is woken then (no timer per key); the grain deactivates when
+/// idle, its state stored, and the wake activates it again. Placed on the silo of the partition that first calls it: a partition's
 /// keys live beside it, so handing out slices costs no network hop. Immovable: when its silo shuts down the key
 /// stores its state and deactivates rather than migrating (it would read its state again anyway), and a single
 /// silo's shutdown does not try to place a hundred thousand keys elsewhere.
@@ -36,6 +37,7 @@ internal sealed partial class KeyWindowGrain(
     PartitionLags lags,
     ChainWatermarks chainWatermarks,
     ChainForwarder forwarder,
+    KeyWakeups wakeups,
     [FromKeyedServices(PipelineTime.Key)] TimeProvider time,
     ILogger<KeyWindowGrain> logger)
     : Grain, IKeyWindowGrain, IRemindable
@@ -65,7 +67,8 @@ internal sealed partial class KeyWindowGrain(
 
     /// <summary>At most this many results are kept for a redelivery (timer steps add to a delivery's).</summary>
     private const int MaxLastFired = 4096;
-    private IGrainTimer? _timer;
+    /// <summary>Whether this activation left word with <see cref="KeyWakeups"/>.</summary>
+    private bool _wakeLeft;
     private bool _reminderRegistered;
     private double[] _row = [];
     private string[] _mapFields = [];
@@ -164,7 +167,11 @@ internal sealed partial class KeyWindowGrain(
             _counted = false;
         }
 
-        if (_unsaved && !_discard) await WriteStateAsync(durable: true);
+        // Write-behind (embedded) at shutdown: the store takes the state at once and writes everything pending
+        // before it stops (it is disposed after the grains). Waiting here for each key's own row would run a million
+        // keys stopping together into Orleans' deactivation timeout.
+        var durable = options.StateWriteInterval <= TimeSpan.Zero || reason.ReasonCode != DeactivationReasonCode.ShuttingDown;
+        if (_unsaved && !_discard) await WriteStateAsync(durable);
     }
 
     public async Task<ResultBatch?> ApplyAsync(KeySlice slice)
@@ -358,6 +365,9 @@ internal sealed partial class KeyWindowGrain(
             // published. Between the two bounds the idle time a key measures is never more than the time that truly
             // passed between its events' publishing, however long an item collects or waits.
             arrival = slice.SentAtMs > 0 ? now - Math.Min(Math.Max(0, now - slice.SentAtMs), MaxIdleHoldMs) : Clock(now);
+            // A key quiet for its idle timeout has had its watermark move on with the clock until these events came,
+            // whether or not it was woken for it: they are judged against that (as a key advanced every millisecond would).
+            engine.Advance(arrival, _output);
         }
         for (var i = 0; i < slice.Times.Length; i++)
         {
@@ -509,30 +519,34 @@ internal sealed partial class KeyWindowGrain(
         else await UpdateTimersAsync();
     }
 
+    public Task WakeAsync() => OnTimerAsync(CancellationToken.None);
+
     /// <summary>
-    /// Keeps a timer (which keeps the grain active) exactly while the key holds windows that time must close; with
-    /// reminders, also a reminder, which brings the key back on another silo if its silo dies.
+    /// Leaves word with the silo when the key is next due while it holds windows that time must close (and takes it
+    /// back when it no longer does); with reminders, also keeps a reminder, which brings the key back on another silo
+    /// if its silo dies.
     /// </summary>
     private async Task UpdateTimersAsync()
     {
-        var windowing = _definition!.Windowing;
         var needed = WindowsNeedTime;
         if (_stage is not null && needed)
         {
-            // A chained key needs no timer: the silo wakes it when its input's watermark passes its next window.
-            chainWatermarks.WakeAt(_definition.Input!.Pipeline, _pipeline, _key, _stage.NextDue);
+            // The silo wakes a chained key when its input's watermark passes its next window.
+            chainWatermarks.WakeAt(_definition!.Input!.Pipeline, _pipeline, _key, _stage.NextDue);
         }
-        else if (needed && _timer is null)
+        else if (_engine is not null)
         {
-            var period = TimeSpan.FromMilliseconds(Math.Clamp(
-                Math.Min(windowing.IdleTimeoutMs / 4 ?? long.MaxValue, windowing.EarlyFiringIntervalMs ?? 1_000), 50, 10_000));
-            _timer = this.RegisterGrainTimer(OnTimerAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
-        }
-
-        if (!needed && _timer is not null)
-        {
-            _timer.Dispose();
-            _timer = null;
+            var due = needed ? _engine.NextAdvanceDue : long.MaxValue;
+            if (due != long.MaxValue)
+            {
+                wakeups.WakeAt(_pipeline, _partition, _key, due, IdleOnPartitionClock);
+                _wakeLeft = true;
+            }
+            else if (_wakeLeft)
+            {
+                wakeups.Forget(_pipeline, _partition, _key);
+                _wakeLeft = false;
+            }
         }
 
         // Registered when first needed and kept: toggling it with every window would cost a database write each

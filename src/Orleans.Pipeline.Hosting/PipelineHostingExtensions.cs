@@ -93,8 +93,10 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton<PipelineLatencies>();
         silo.Services.AddSingleton<PartitionLags>();
         silo.Services.AddSingleton<ChainWatermarks>();
+        silo.Services.AddSingleton<KeyWakeups>();
         silo.Services.AddSingleton<ChainForwarder>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LiveResults>());
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<KeyWakeups>());
         silo.Configure<GrainCollectionOptions>(o => o.ClassSpecificCollectionAge[PipelineStorage.KeyGrainClass] = options.KeyIdleTimeout);
         if (cluster.Mode == PipelineMode.PostgreSql) AddPostgres(silo, options);
         else AddEmbedded(silo, options);
