@@ -365,9 +365,11 @@ internal sealed partial class KeyWindowGrain(
             // published. Between the two bounds the idle time a key measures is never more than the time that truly
             // passed between its events' publishing, however long an item collects or waits.
             arrival = slice.SentAtMs > 0 ? now - Math.Min(Math.Max(0, now - slice.SentAtMs), MaxIdleHoldMs) : Clock(now);
-            // A key quiet for its idle timeout has had its watermark move on with the clock until these events came,
-            // whether or not it was woken for it: they are judged against that (as a key advanced every millisecond would).
-            engine.Advance(arrival, _output);
+            // A key quiet for its idle timeout has had its watermark move on with its clock until these events came,
+            // whether or not it was woken for it: they are judged against that, as if it had been advanced every
+            // millisecond. On its clock, which stands at when this item's oldest event was published: so events that
+            // waited in the producer's buffer or the queue are not judged by how long they waited.
+            engine.Advance(Clock(now), _output);
         }
         for (var i = 0; i < slice.Times.Length; i++)
         {
