@@ -185,6 +185,7 @@ else
             options.DatabasePath = databasePath;
             options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
             options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
+            if (configuration.GetValue<double?>("Pipeline:ShedKeysAtMemoryPercent") is { } shed) options.ShedKeysAtMemoryPercent = shed == 0 ? null : shed;
         }));
     // The dashboard's grains and its call statistics only when it is on: they cost every grain call a filter.
     if (dashboard is not null) builder.UseOrleans(silo => silo.AddDashboard());

@@ -44,6 +44,9 @@ public static class PipelineMeter
     /// <summary>Key grains active on this process.</summary>
     public static readonly UpDownCounter<long> ActiveKeys = Meter.CreateUpDownCounter<long>("pipeline.keys.active", "{key}", "Key grains active");
 
+    /// <summary>Key grains deactivated because the silo's memory use passed its limit (their state stored first).</summary>
+    public static readonly Counter<long> KeysShed = Meter.CreateCounter<long>("pipeline.keys.shed", "{key}", "Key grains deactivated to free memory");
+
     /// <summary>Milliseconds one group commit of key state (and results) took, by store.</summary>
     public static readonly Histogram<double> StateWriteDuration = Meter.CreateHistogram<double>("pipeline.state.write.duration", "ms", "One group commit of key state");
 

@@ -164,6 +164,7 @@ internal sealed partial class KeyWindowGrain(
         if (_counted)
         {
             PipelineMeter.ActiveKeys.Add(-1, PipelineMeter.Pipeline(_pipeline));
+            if (reason.ReasonCode == DeactivationReasonCode.HighMemoryPressure) PipelineMeter.KeysShed.Add(1, PipelineMeter.Pipeline(_pipeline));
             _counted = false;
         }
 

@@ -44,6 +44,8 @@ public sealed class PipelineSiloOptionsValidator : IValidateOptions<PipelineSilo
         if (options.RecentResults < 1) problems.Add("Pipeline:RecentResults must be at least 1");
         if (options.EmbeddedQueueCapacity < 1) problems.Add("Pipeline:EmbeddedQueueCapacity must be at least 1");
         if (options.KeyIdleTimeout <= TimeSpan.Zero) problems.Add("Pipeline:KeyIdleTimeout must be positive");
+        if (options.ShedKeysAtMemoryPercent is { } shed && !(shed > 0 && shed <= 100))
+            problems.Add($"Pipeline:ShedKeysAtMemoryPercent must be above 0 and at most 100 (0 in configuration turns shedding off), not {shed}");
         if (options.StateWriteInterval < TimeSpan.Zero) problems.Add("Pipeline:StateWriteInterval must not be negative");
         if (options.ReminderPeriod <= TimeSpan.Zero) problems.Add("Pipeline:ReminderPeriod must be positive");
         if (options.SequenceGapTimeout is { } gap && gap <= TimeSpan.Zero) problems.Add("Pipeline:SequenceGapTimeout must be positive");

@@ -57,6 +57,14 @@ public sealed class PipelineSiloOptions
     public TimeSpan KeyIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
+    /// When the silo's memory use passes this percentage of what the process may use (a container's memory limit, or
+    /// the GC's heap hard limit; else the machine's memory), Orleans deactivates the grains idle longest (key grains,
+    /// their state stored) until use is back under 85% of it, checked every second; a shed key comes back with its next
+    /// event. So a silo with more keys than fit its memory slows down instead of being killed for memory. Null: off.
+    /// </summary>
+    public double? ShedKeysAtMemoryPercent { get; set; } = 80;
+
+    /// <summary>
     /// Key result batches each pipeline's recent-results log holds on a silo (<see cref="LiveResultsOptions.RecentResults"/>):
     /// how far a live subscriber may fall behind and still catch up from the log.
     /// </summary>
@@ -97,7 +105,15 @@ public static class PipelineHostingExtensions
         silo.Services.AddSingleton<ChainForwarder>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LiveResults>());
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<KeyWakeups>());
-        silo.Configure<GrainCollectionOptions>(o => o.ClassSpecificCollectionAge[PipelineStorage.KeyGrainClass] = options.KeyIdleTimeout);
+        silo.Configure<GrainCollectionOptions>(o =>
+        {
+            o.ClassSpecificCollectionAge[PipelineStorage.KeyGrainClass] = options.KeyIdleTimeout;
+            if (options.ShedKeysAtMemoryPercent is not { } limit) return;
+            o.EnableActivationSheddingOnMemoryPressure = true;
+            o.MemoryUsageLimitPercentage = limit;
+            o.MemoryUsageTargetPercentage = limit * 0.85;
+            o.MemoryUsagePollingPeriod = TimeSpan.FromSeconds(1);
+        });
         if (cluster.Mode == PipelineMode.PostgreSql) AddPostgres(silo, options);
         else AddEmbedded(silo, options);
 
