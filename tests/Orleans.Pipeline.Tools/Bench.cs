@@ -19,13 +19,13 @@ using Orleans.Pipeline.Windowing.Aggregation;
 namespace Orleans.Pipeline.Tools;
 
 /// <summary>Options of <c>bench</c>.</summary>
-internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick, int Partitions = PipelineDefinition.DefaultPartitions)
+internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick, int Partitions = PipelineDefinition.DefaultPartitions, double? ShedKeysAt = 80)
 {
     public static readonly string[] AllSystems = ["engine", "naive", "embedded", "gateway", "postgres"];
 
     public const string Usage =
         "usage: bench [--quick] [--keys 1000,10000,100000,1000000] [--events N per key count (2000000)] " +
-        "[--systems engine,naive,embedded,gateway,postgres] [--partitions N (16)] [--out DIR (bench-results)]";
+        "[--systems engine,naive,embedded,gateway,postgres] [--partitions N (16)] [--shed-keys-at PERCENT (80; 0: off)] [--out DIR (bench-results)]";
 
     public static BenchOptions Parse(string[] args)
     {
@@ -48,6 +48,7 @@ internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, st
                 "--systems" => options with { Systems = value.Split(',').Select(s => AllSystems.Contains(s) ? s : throw new ArgumentException($"--systems: unknown system '{s}' (known: {string.Join(", ", AllSystems)})")).ToArray() },
                 "--out" => options with { Output = value },
                 "--partitions" => options with { Partitions = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var p) && p is >= 1 and <= 4096 ? p : throw new ArgumentException($"--partitions: '{value}' is not a whole number in [1, 4096]") },
+                "--shed-keys-at" => options with { ShedKeysAt = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var m) && m is >= 0 and <= 100 ? (m == 0 ? null : m) : throw new ArgumentException($"--shed-keys-at: '{value}' is not a percentage in [0, 100]") },
                 _ => throw new ArgumentException($"unknown option '{name}'"),
             };
         }
@@ -106,7 +107,7 @@ internal static class Bench
                     var row = system switch
                     {
                         "engine" => RunEngine(keys, count),
-                        _ => await RunSiloAsync(system, keys, count, postgres, options.Quick, partitions: options.Partitions),
+                        _ => await RunSiloAsync(system, keys, count, postgres, options.Quick, partitions: options.Partitions, shedKeysAt: options.ShedKeysAt),
                     };
                     if (system == "engine") reference = row.Digest;
                     row = row with { SameWindows = row.Digest is null || reference is null || system == "naive" ? null : row.Digest == reference };
@@ -197,7 +198,7 @@ internal static class Bench
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', lines))))[..16];
     }
 
-    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres, bool quick, bool latency = true, int partitions = PipelineDefinition.DefaultPartitions)
+    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres, bool quick, bool latency = true, int partitions = PipelineDefinition.DefaultPartitions, double? shedKeysAt = 80)
     {
         var cluster = new PipelineClusterOptions { ClusterId = $"bench-{Guid.NewGuid():N}", ServiceId = "bench" };
         var database = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
@@ -234,6 +235,7 @@ internal static class Bench
                 o.Cluster = cluster;
                 o.DatabasePath = database;
                 if (system == "naive") o.StateWriteInterval = TimeSpan.Zero;
+                o.ShedKeysAtMemoryPercent = shedKeysAt;
             }));
         IHost host;
         if (builder is WebApplicationBuilder webBuilder)
@@ -451,7 +453,7 @@ internal static class Bench
     }
 
     /// <summary>What a run did per 1,000 events, and the runtime's garbage collection over the run (collections in all, share of wall time paused).</summary>
-    internal sealed record Work(double KeyCalls, double Activations, double Results, double StateRows, double AllocatedKiB, int Gen0, int Gen1, int Gen2, double PausedShare);
+    internal sealed record Work(double KeyCalls, double Activations, double Results, double StateRows, double AllocatedKiB, int Gen0, int Gen1, int Gen2, double PausedShare, long KeysShed);
 
     /// <summary>
     /// Counts, from the pipeline's own instruments, the key grains' steps (one per slice applied), activations,
@@ -464,7 +466,7 @@ internal static class Bench
         private readonly int[] _collections = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         private readonly TimeSpan _paused = GC.GetTotalPauseDuration();
         private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private long _calls, _activations, _results, _rows;
+        private long _calls, _activations, _results, _rows, _shed;
 
         public static WorkMeter Start()
         {
@@ -472,7 +474,7 @@ internal static class Bench
             meter._listener.InstrumentPublished = (instrument, listener) =>
             {
                 if (instrument == PipelineMeter.ApplyLatency || instrument == PipelineMeter.ActiveKeys ||
-                    instrument == PipelineMeter.WindowsEmitted || instrument == PipelineMeter.StateWriteGroupSize)
+                    instrument == PipelineMeter.WindowsEmitted || instrument == PipelineMeter.StateWriteGroupSize || instrument == PipelineMeter.KeysShed)
                     listener.EnableMeasurementEvents(instrument);
             };
             meter._listener.SetMeasurementEventCallback<double>((instrument, _, _, _) =>
@@ -484,6 +486,7 @@ internal static class Bench
                 if (instrument == PipelineMeter.ActiveKeys && value > 0) Interlocked.Add(ref meter._activations, value);
                 else if (instrument == PipelineMeter.WindowsEmitted) Interlocked.Add(ref meter._results, value);
                 else if (instrument == PipelineMeter.StateWriteGroupSize) Interlocked.Add(ref meter._rows, value);
+                else if (instrument == PipelineMeter.KeysShed) Interlocked.Add(ref meter._shed, value);
             });
             meter._listener.Start();
             return meter;
@@ -496,7 +499,7 @@ internal static class Bench
             return new Work(_calls * per, _activations * per, _results * per, _rows * per,
                 (GC.GetTotalAllocatedBytes() - _allocated) / 1024.0 * per,
                 GC.CollectionCount(0) - _collections[0], GC.CollectionCount(1) - _collections[1], GC.CollectionCount(2) - _collections[2],
-                (GC.GetTotalPauseDuration() - _paused) / _clock.Elapsed);
+                (GC.GetTotalPauseDuration() - _paused) / _clock.Elapsed, Interlocked.Read(ref _shed));
         }
 
         public void Dispose() => _listener.Dispose();
@@ -600,21 +603,21 @@ internal static class Bench
         if (!rows.Any(r => r.Work is not null)) return;
         Console.WriteLine();
         Console.WriteLine("Per 1,000 events (silo systems):");
-        Console.WriteLine("| system | keys | key calls | key activations | window results | state rows written | allocated KiB | GC collections (gen0/1/2) | time paused in GC |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| system | keys | key calls | key activations | window results | state rows written | allocated KiB | GC collections (gen0/1/2) | time paused in GC | keys shed for memory (whole run) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var row in rows.Where(r => r.Work is not null))
         {
             var w = row.Work!;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.System} | {row.Keys:N0} | {w.KeyCalls:N1} | {w.Activations:N1} | {w.Results:N1} | {w.StateRows:N1} | {w.AllocatedKiB:N0} | {w.Gen0} / {w.Gen1} / {w.Gen2} | {w.PausedShare:P0} |"));
+                $"| {row.System} | {row.Keys:N0} | {w.KeyCalls:N1} | {w.Activations:N1} | {w.Results:N1} | {w.StateRows:N1} | {w.AllocatedKiB:N0} | {w.Gen0} / {w.Gen1} / {w.Gen2} | {w.PausedShare:P0} | {w.KeysShed:N0} |"));
         }
     }
 
     private static void Write(List<Row> rows, string directory)
     {
-        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms,stored_bytes_per_key,subscriber_received,results_emitted,subscriber_missed,key_calls_per_1000,activations_per_1000,results_per_1000,state_rows_per_1000,allocated_kib_per_1000,gc_paused_share\n");
+        var csv = new StringBuilder("system,keys,events,events_per_second,events_per_core_second,peak_working_set_mib,bytes_per_key,same_windows,latency_rate,applied_p50_ms,applied_p99_ms,result_p50_ms,result_p99_ms,stored_bytes_per_key,subscriber_received,results_emitted,subscriber_missed,key_calls_per_1000,activations_per_1000,results_per_1000,state_rows_per_1000,allocated_kib_per_1000,gc_paused_share,keys_shed\n");
         foreach (var r in rows)
-            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99},{r.StoredBytesPerKey},{r.Subscriber?.Received},{r.Subscriber?.Emitted},{r.Subscriber?.Missed},{r.Work?.KeyCalls:F2},{r.Work?.Activations:F2},{r.Work?.Results:F2},{r.Work?.StateRows:F2},{r.Work?.AllocatedKiB:F0},{r.Work?.PausedShare:F3}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{r.System},{r.Keys},{r.Events},{r.EventsPerSecond:F0},{r.EventsPerCoreSecond:F0},{r.PeakWorkingSetMiB},{r.BytesPerKey},{(r.SameWindows is null ? "" : r.SameWindows.Value ? "true" : "false")},{r.Latency?.Rate:F0},{r.Latency?.AppliedP50},{r.Latency?.AppliedP99},{r.Latency?.ResultP50},{r.Latency?.ResultP99},{r.StoredBytesPerKey},{r.Subscriber?.Received},{r.Subscriber?.Emitted},{r.Subscriber?.Missed},{r.Work?.KeyCalls:F2},{r.Work?.Activations:F2},{r.Work?.Results:F2},{r.Work?.StateRows:F2},{r.Work?.AllocatedKiB:F0},{r.Work?.PausedShare:F3},{r.Work?.KeysShed}\n");
         File.WriteAllText(Path.Combine(directory, "bench.csv"), csv.ToString());
         File.WriteAllText(Path.Combine(directory, "bench.json"), JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
         File.WriteAllText(Path.Combine(directory, "bench.svg"), Chart(rows));

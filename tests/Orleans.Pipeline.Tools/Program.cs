@@ -12,7 +12,7 @@ using Orleans.Pipeline.Tools;
 var cli = new Cli("Orleans.Pipeline tools: benchmark, chaos run, Kubernetes rehearsal, and the demo on a throwaway PostgreSQL.", defaultCommand: null);
 cli.Add("bench", "The end-to-end load benchmark (engine, naive, embedded, gateway, PostgreSQL) from 1k to 1M keys.", options:
     [Cli.Flag("--quick", "1k and 10k keys, 200,000 events: under a minute"), Cli.Value("--keys", "key counts (1000,10000,100000,1000000)"), Cli.Value("--events", "events per key count (2000000)"),
-     Cli.Value("--systems", "engine,naive,embedded,gateway,postgres"), Cli.Value("--partitions", "partitions of the benchmark's pipeline (16)"), Cli.Value("--out", "output folder (bench-results)")]);
+     Cli.Value("--systems", "engine,naive,embedded,gateway,postgres"), Cli.Value("--partitions", "partitions of the benchmark's pipeline (16)"), Cli.Value("--shed-keys-at", "memory use (% of what the process may use) at which keys are shed; 0: off (80)"), Cli.Value("--out", "output folder (bench-results)")]);
 cli.Add("chaos", "Silos, producers and PostgreSQL as processes, hurt while they work (SIGKILL, SIGTERM, producer kills, PostgreSQL paused, a silo added); results checked against the engine.", options:
     [Cli.Value("--minutes", "how long faults go on (2)"), Cli.Value("--seed", "workload and fault seed (1)"), Cli.Value("--keys", "keys per producer (2000)"), Cli.Value("--silos", "silos at start (3)"),
      Cli.Value("--rate", "events/s per producer (2000)"), Cli.Flag("--break-dedupe", "resend under a new request id, to show that the check fails")]);
