@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Pipeline.Windowing;
+using Orleans.Runtime;
 
 namespace Orleans.Pipeline.Grains;
 
@@ -95,13 +96,14 @@ internal static class ChainTiming
 /// keys holding windows leave word when they are next due (<see cref="WakeAt"/>); one loop per silo looks at the
 /// watermarks every tick and wakes the keys it has passed, so a thousand quiet chained keys cost no timers.
 /// </summary>
-public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainReferences keys, ILogger<ChainWatermarks> logger) : IDisposable
+public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainReferences keys, ILogger<ChainWatermarks> logger) : IDisposable, ILifecycleParticipant<ISiloLifecycle>
 {
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<(string Pipeline, string Key), long>> _waiting = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
     private Task? _loop;
+    private int _disposed;
 
     private sealed class Entry
     {
@@ -209,10 +211,30 @@ public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainRefere
         }
     }
 
+    /// <summary>Stops waking keys when the silo starts to stop: its keys are deactivating, and a wake would place them again.</summary>
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(ChainWatermarks), ServiceLifecycleStage.Active, _ => Task.CompletedTask, StopAsync);
+
+    private async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_stop.IsCancellationRequested) return;
+        _stop.Cancel();
+        if (Volatile.Read(ref _loop) is not { } loop) return;
+        try
+        {
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A wake that failed while stopping: those keys close their windows with their next contribution or reminder.
+        }
+    }
+
+    /// <summary>Stops the loop (registered under two service types, so disposed twice: once is enough).</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _stop.Cancel();
-        _stop.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Waking chained keys of input '{Input}' failed; they close their windows with their next contribution or reminder")]
