@@ -175,18 +175,27 @@ if (command == "gateway")
 else
 {
     builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(readiness);
-    builder.UseOrleans(silo => silo
-        .Configure<Orleans.Configuration.ClusterMembershipOptions>(configuration.GetSection("Orleans:Membership"))
-        .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
-        .AddPipelineSilo(options =>
-        {
-            options.Pipelines.AddRange(pipelines);
-            options.Cluster = cluster;
-            options.DatabasePath = databasePath;
-            options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
-            options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
-            if (configuration.GetValue<double?>("Pipeline:ShedKeysAtMemoryPercent") is { } shed) options.ShedKeysAtMemoryPercent = shed == 0 ? null : shed;
-        }));
+    try
+    {
+        builder.UseOrleans(silo => silo
+            .Configure<Orleans.Configuration.ClusterMembershipOptions>(configuration.GetSection("Orleans:Membership"))
+            .UsePipelineCluster(cluster, siloPort, gatewayPort, advertised)
+            .AddPipelineSilo(options =>
+            {
+                options.Pipelines.AddRange(pipelines);
+                options.Cluster = cluster;
+                options.DatabasePath = databasePath;
+                options.MigrateOnStart = configuration.GetValue("Pipeline:MigrateOnStart", true);
+                options.RecentResults = configuration.GetValue("Pipeline:RecentResults", options.RecentResults);
+                if (configuration.GetValue<double?>("Pipeline:ShedKeysAtMemoryPercent") is { } shed) options.ShedKeysAtMemoryPercent = shed == 0 ? null : shed;
+            }));
+    }
+    catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+    {
+        // A setting that does not parse, or the silo options' validator listing every problem.
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 1;
+    }
     // The dashboard's grains and its call statistics only when it is on: they cost every grain call a filter.
     if (dashboard is not null) builder.UseOrleans(silo => silo.AddDashboard());
     // In Kubernetes: the silo named after its pod, advertising the pod's IP, silos whose pod is gone declared dead at

@@ -59,7 +59,7 @@ public sealed class ClusterOptionsBindingTests
     [Fact]
     public void The_silo_options_validator_lists_the_clusters_problems_and_its_own()
     {
-        var options = new PipelineSiloOptions { RecentResults = 0, KeyIdleTimeout = TimeSpan.Zero, Cluster = new PipelineClusterOptions { StreamQueues = 5000 } };
+        var options = new PipelineSiloOptions { RecentResults = 0, KeyIdleTimeout = TimeSpan.Zero, ShedKeysAtMemoryPercent = 150, Cluster = new PipelineClusterOptions { StreamQueues = 5000 } };
         var pipeline = PipelineBuilder.Named("orders").Tumbling(TimeSpan.FromSeconds(1)).Count().Build();
         options.Pipelines.AddRange([pipeline, pipeline]);
 
@@ -67,7 +67,8 @@ public sealed class ClusterOptionsBindingTests
 
         Assert.True(result.Failed);
         Assert.Equal(
-            ["Pipeline:StreamQueues must be in [1, 1024]", "Pipeline:RecentResults must be at least 1", "Pipeline:KeyIdleTimeout must be positive", "pipeline 'orders' is defined twice"],
+            ["Pipeline:StreamQueues must be in [1, 1024]", "Pipeline:RecentResults must be at least 1", "Pipeline:KeyIdleTimeout must be positive",
+             "Pipeline:ShedKeysAtMemoryPercent must be above 0 and at most 100 (0 in configuration turns shedding off), not 150", "pipeline 'orders' is defined twice"],
             result.Failures);
     }
 

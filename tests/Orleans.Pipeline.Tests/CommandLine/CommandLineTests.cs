@@ -69,6 +69,20 @@ public sealed class CommandLineTests
         Assert.Contains(process.Errors, line => line.Contains("Pipeline:ConnectionString", StringComparison.Ordinal) && line.Contains("Orleans.Pipeline.Tools", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("Pipeline__ShedKeysAtMemoryPercent", "150", "Pipeline:ShedKeysAtMemoryPercent must be above 0 and at most 100")]
+    [InlineData("Pipeline__ShedKeysAtMemoryPercent", "half", "'half' at 'Pipeline:ShedKeysAtMemoryPercent'")]
+    [InlineData("Pipeline__RecentResults", "0", "Pipeline:RecentResults must be at least 1")]
+    public async Task A_silo_setting_out_of_range_or_unreadable_exits_1_with_one_line_naming_it(string variable, string value, string named)
+    {
+        await using var process = SiloProcess.Start(new Dictionary<string, string> { [variable] = value }, "run");
+
+        Assert.True(await process.WaitForExitAsync(TimeSpan.FromSeconds(30)), process.Output);
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains(process.Errors, line => line.StartsWith("error: ", StringComparison.Ordinal) && line.Contains(named, StringComparison.Ordinal));
+        Assert.DoesNotContain(process.Errors, line => line.Contains("Unhandled exception", StringComparison.Ordinal));
+    }
+
     private static TcpListener Hold(out int port)
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
