@@ -96,14 +96,22 @@ internal static class ChainTiming
 /// keys holding windows leave word when they are next due (<see cref="WakeAt"/>); one loop per silo looks at the
 /// watermarks every tick and wakes the keys it has passed, so a thousand quiet chained keys cost no timers.
 /// </summary>
-public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainReferences keys, ILogger<ChainWatermarks> logger) : IDisposable, ILifecycleParticipant<ISiloLifecycle>
+public sealed partial class ChainWatermarks : IDisposable, ILifecycleParticipant<ISiloLifecycle>
 {
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<(string Pipeline, string Key), long>> _waiting = new(StringComparer.Ordinal);
-    private readonly CancellationTokenSource _stop = new();
-    private readonly object _gate = new();
-    private Task? _loop;
-    private int _disposed;
+    private readonly IGrainFactory _grains;
+    private readonly KeyGrainReferences _keys;
+    private readonly ILogger<ChainWatermarks> _logger;
+    private readonly SiloLoop _loop;
+
+    public ChainWatermarks(IGrainFactory grains, KeyGrainReferences keys, ILogger<ChainWatermarks> logger)
+    {
+        _grains = grains;
+        _keys = keys;
+        _logger = logger;
+        _loop = new SiloLoop(nameof(ChainWatermarks), ChainTiming.DownstreamTick, TickAsync);
+    }
 
     private sealed class Entry
     {
@@ -144,49 +152,38 @@ public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainRefere
     public void WakeAt(string input, string pipeline, string key, long due)
     {
         _waiting.GetOrAdd(input, _ => new())[(pipeline, key)] = due;
-        if (_loop is not null) return;
-        lock (_gate) _loop ??= Task.Run(LoopAsync);
+        _loop.EnsureStarted();
     }
 
-    private async Task LoopAsync()
+    private async Task TickAsync(CancellationToken stopping)
     {
-        using var timer = new PeriodicTimer(ChainTiming.DownstreamTick);
-        try
+        foreach (var (input, waiting) in _waiting)
         {
-            while (await timer.WaitForNextTickAsync(_stop.Token))
+            if (waiting.IsEmpty) continue;
+            try
             {
-                foreach (var (input, waiting) in _waiting)
+                var watermark = await GetAsync(input);
+                var due = waiting.Where(w => w.Value <= watermark).ToList();
+                var wakes = new List<Task>(due.Count);
+                foreach (var (id, at) in due)
                 {
-                    if (waiting.IsEmpty) continue;
-                    try
+                    // Removed only if the key has not left a later word since.
+                    if (!waiting.TryRemove(new KeyValuePair<(string, string), long>(id, at))) continue;
+                    wakes.Add(_keys.Get(id.Pipeline, id.Key).ApplyContributionsAsync(new ContributionSlice(-1, 0, [], [], watermark)));
+                    if (wakes.Count >= 1_000)
                     {
-                        var watermark = await GetAsync(input);
-                        var due = waiting.Where(w => w.Value <= watermark).ToList();
-                        var wakes = new List<Task>(due.Count);
-                        foreach (var (id, at) in due)
-                        {
-                            // Removed only if the key has not left a later word since.
-                            if (!waiting.TryRemove(new KeyValuePair<(string, string), long>(id, at))) continue;
-                            wakes.Add(keys.Get(id.Pipeline, id.Key).ApplyContributionsAsync(new ContributionSlice(-1, 0, [], [], watermark)));
-                            if (wakes.Count >= 1_000)
-                            {
-                                await Task.WhenAll(wakes);
-                                wakes.Clear();
-                            }
-                        }
-
                         await Task.WhenAll(wakes);
-                    }
-                    catch (Exception e) when (!_stop.IsCancellationRequested)
-                    {
-                        // The keys wake again with their next contribution, or their reminder in cluster mode.
-                        LogWakeFailed(e, input);
+                        wakes.Clear();
                     }
                 }
+
+                await Task.WhenAll(wakes);
             }
-        }
-        catch (OperationCanceledException)
-        {
+            catch (Exception e) when (!_loop.Stopping)
+            {
+                // The keys wake again with their next contribution, or their reminder in cluster mode.
+                LogWakeFailed(e, input);
+            }
         }
     }
 
@@ -194,7 +191,7 @@ public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainRefere
     {
         try
         {
-            Raise(entry, await grains.GetGrain<IChainWatermarkGrain>(pipeline).GetAsync());
+            Raise(entry, await _grains.GetGrain<IChainWatermarkGrain>(pipeline).GetAsync());
             Volatile.Write(ref entry.RefreshedAt, Environment.TickCount64);
         }
         finally
@@ -211,31 +208,9 @@ public sealed partial class ChainWatermarks(IGrainFactory grains, KeyGrainRefere
         }
     }
 
-    /// <summary>Stops waking keys when the silo starts to stop: its keys are deactivating, and a wake would place them again.</summary>
-    public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(ChainWatermarks), ServiceLifecycleStage.Active, _ => Task.CompletedTask, StopAsync);
+    public void Participate(ISiloLifecycle lifecycle) => _loop.Participate(lifecycle);
 
-    private async Task StopAsync(CancellationToken cancellationToken)
-    {
-        if (_stop.IsCancellationRequested) return;
-        _stop.Cancel();
-        if (Volatile.Read(ref _loop) is not { } loop) return;
-        try
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            // A wake that failed while stopping: those keys close their windows with their next contribution or reminder.
-        }
-    }
-
-    /// <summary>Stops the loop (registered under two service types, so disposed twice: once is enough).</summary>
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-        _stop.Cancel();
-    }
+    public void Dispose() => _loop.Dispose();
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Waking chained keys of input '{Input}' failed; they close their windows with their next contribution or reminder")]
     private partial void LogWakeFailed(Exception exception, string input);

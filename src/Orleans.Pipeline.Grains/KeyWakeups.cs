@@ -26,11 +26,7 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
     private readonly TimeProvider _time;
     private readonly ILogger<KeyWakeups> _logger;
     private readonly ConcurrentDictionary<(string Pipeline, int Partition), Schedule> _schedules = new();
-    private readonly CancellationTokenSource _stop = new();
-    private readonly object _gate = new();
-    private Task? _loop;
-    private long _waiting;
-    private int _disposed;
+    private readonly SiloLoop _loop;
 
     public KeyWakeups(KeyGrainReferences keys, PartitionLags lags, [FromKeyedServices(PipelineTime.Key)] TimeProvider time, ILogger<KeyWakeups> logger)
     {
@@ -38,6 +34,7 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
         _lags = lags;
         _time = time;
         _logger = logger;
+        _loop = new SiloLoop(nameof(KeyWakeups), Tick, TickAsync);
     }
 
     /// <summary>
@@ -52,9 +49,6 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
         public readonly PriorityQueue<string, long> Order = new();
     }
 
-    /// <summary>Keys waiting for their time on this silo.</summary>
-    public long Waiting => Interlocked.Read(ref _waiting);
-
     /// <summary>
     /// Wakes <paramref name="key"/> once its clock reaches <paramref name="due"/>, replacing its earlier word.
     /// <paramref name="onPartitionClock"/>: the key measures time on its partition's idle clock.
@@ -64,22 +58,14 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
         var schedule = _schedules.GetOrAdd((pipeline, partition), _ => new Schedule(onPartitionClock));
         lock (schedule)
         {
-            if (schedule.Due.TryGetValue(key, out var current))
-            {
-                schedule.Due[key] = due;
-                // Its queue entry is no later than its old due: still early enough unless the due moved earlier.
-                if (due < current) schedule.Order.Enqueue(key, due);
-            }
-            else
-            {
-                schedule.Due[key] = due;
-                schedule.Order.Enqueue(key, due);
-                Interlocked.Increment(ref _waiting);
-            }
+            // A key already waiting has a queue entry no later than its old due: still early enough unless the due
+            // moved earlier.
+            var waiting = schedule.Due.TryGetValue(key, out var current);
+            schedule.Due[key] = due;
+            if (!waiting || due < current) schedule.Order.Enqueue(key, due);
         }
 
-        if (_loop is not null) return;
-        lock (_gate) _loop ??= Task.Run(LoopAsync);
+        _loop.EnsureStarted();
     }
 
     /// <summary>The key holds nothing time can close any more.</summary>
@@ -88,7 +74,7 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
         if (!_schedules.TryGetValue((pipeline, partition), out var schedule)) return;
         lock (schedule)
         {
-            if (schedule.Due.Remove(key)) Interlocked.Decrement(ref _waiting);
+            schedule.Due.Remove(key);
         }
     }
 
@@ -110,7 +96,6 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
                 }
 
                 schedule.Due.Remove(key);
-                Interlocked.Decrement(ref _waiting);
                 due.Add(key);
             }
         }
@@ -118,35 +103,23 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
         return due;
     }
 
-    private async Task LoopAsync()
+    private async Task TickAsync(CancellationToken stopping)
     {
-        using var timer = new PeriodicTimer(Tick);
-        var wakes = new List<Task>(MaxWakesInFlight);
-        try
+        var wakes = new List<Task>();
+        foreach (var ((pipeline, partition), schedule) in _schedules)
         {
-            while (await timer.WaitForNextTickAsync(_stop.Token))
+            var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            var clock = schedule.OnPartitionClock ? _lags.IdleClock(pipeline, partition, now, KeyWindowGrain.MaxIdleHoldMs) : now;
+            foreach (var key in TakeDue(schedule, clock))
             {
-                foreach (var ((pipeline, partition), schedule) in _schedules)
-                {
-                    var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                    var clock = schedule.OnPartitionClock ? _lags.IdleClock(pipeline, partition, now, KeyWindowGrain.MaxIdleHoldMs) : now;
-                    var due = TakeDue(schedule, clock);
-                    foreach (var key in due)
-                    {
-                        wakes.Add(WakeAsync(pipeline, partition, key));
-                        if (wakes.Count < MaxWakesInFlight) continue;
-                        await Task.WhenAll(wakes);
-                        wakes.Clear();
-                    }
-                }
-
+                wakes.Add(WakeAsync(pipeline, partition, key));
+                if (wakes.Count < MaxWakesInFlight) continue;
                 await Task.WhenAll(wakes);
                 wakes.Clear();
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+
+        await Task.WhenAll(wakes);
     }
 
     private async Task WakeAsync(string pipeline, int partition, string key)
@@ -155,7 +128,7 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
         {
             await _keys.Get(pipeline, key).WakeAsync();
         }
-        catch (Exception e) when (!_stop.IsCancellationRequested)
+        catch (Exception e) when (!_loop.Stopping)
         {
             // Not lost: tried again a second later (a key that fails to store keeps its windows), unless the key has
             // left word since.
@@ -164,11 +137,7 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
             var schedule = _schedules[(pipeline, partition)];
             lock (schedule)
             {
-                if (schedule.Due.TryAdd(key, retry))
-                {
-                    schedule.Order.Enqueue(key, retry);
-                    Interlocked.Increment(ref _waiting);
-                }
+                if (schedule.Due.TryAdd(key, retry)) schedule.Order.Enqueue(key, retry);
             }
         }
         catch
@@ -177,23 +146,9 @@ public sealed partial class KeyWakeups : IDisposable, ILifecycleParticipant<ISil
         }
     }
 
-    /// <summary>Stops waking keys when the silo starts to stop: its keys are deactivating, and a wake would place them again.</summary>
-    public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(KeyWakeups), ServiceLifecycleStage.Active, _ => Task.CompletedTask, StopAsync);
+    public void Participate(ISiloLifecycle lifecycle) => _loop.Participate(lifecycle);
 
-    private async Task StopAsync(CancellationToken cancellationToken)
-    {
-        if (_stop.IsCancellationRequested) return;
-        _stop.Cancel();
-        if (Volatile.Read(ref _loop) is { } loop) await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Stops the loop (registered under two service types, so disposed twice: once is enough).</summary>
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-        _stop.Cancel();
-    }
+    public void Dispose() => _loop.Dispose();
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Waking key '{Key}' of pipeline '{Pipeline}' to close windows by time failed; tried again in a second")]
     private partial void LogWakeFailed(Exception exception, string pipeline, string key);

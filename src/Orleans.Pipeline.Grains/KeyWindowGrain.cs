@@ -108,7 +108,7 @@ internal sealed partial class KeyWindowGrain(
             _state.Chained = _stage.State;
             PipelineMeter.ActiveKeys.Add(1, PipelineMeter.Pipeline(_pipeline));
             _counted = true;
-            await UpdateTimersAsync();
+            await LeaveWordAsync();
             return;
         }
 
@@ -131,15 +131,15 @@ internal sealed partial class KeyWindowGrain(
         // so keys activated together (a burst of new keys) do not all hand their state over in the same moment ever after.
         PipelineMeter.ActiveKeys.Add(1, PipelineMeter.Pipeline(_pipeline));
         _counted = true;
-        await UpdateTimersAsync();
+        await LeaveWordAsync();
     }
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {
         if (reminderName != CloseWindowsReminder) return;
         _reminderRegistered = true;
-        // Activation restarted the timer if windows need it; this tick also closes what time alone can close.
-        if (_engine is not null || _stage is not null) await OnTimerAsync(CancellationToken.None);
+        // Activation left word with the silo if windows need it; this tick also closes what time alone can close.
+        if (_engine is not null || _stage is not null) await WakeAsync();
         if ((_engine is null && _stage is null) || !WindowsNeedTime)
         {
             if (await this.GetReminder(reminderName) is { } reminder) await this.UnregisterReminder(reminder);
@@ -323,7 +323,7 @@ internal sealed partial class KeyWindowGrain(
         if (contributions == 0 && _output.Count == 0)
         {
             // Woken with nothing to close yet (or only windows to forget): nothing worth a write.
-            await UpdateTimersAsync();
+            await LeaveWordAsync();
             return null;
         }
 
@@ -447,7 +447,7 @@ internal sealed partial class KeyWindowGrain(
         }
 
         Count(write);
-        await UpdateTimersAsync();
+        await LeaveWordAsync();
         if (write.Results.Count == 0 && write.LateEvents.Count == 0) return null;
         var batch = new ResultBatch(_pipeline, _key, [.. write.Results], [.. write.LateEvents.Select(l => l.Event)]);
         if (publish)
@@ -505,7 +505,7 @@ internal sealed partial class KeyWindowGrain(
     /// <summary>Whether idleness is measured on the partition's clock (event time with an idle timeout); only then is it recorded.</summary>
     private bool IdleOnPartitionClock => _definition!.Windowing is { TimeMode: TimeMode.EventTime, IdleTimeoutMs: not null };
 
-    private async Task OnTimerAsync(CancellationToken cancellationToken)
+    public async Task WakeAsync()
     {
         if (_stage is not null)
         {
@@ -519,17 +519,15 @@ internal sealed partial class KeyWindowGrain(
         ClearStep();
         _engine.Advance(Clock(), _output);
         if (_output.Count > 0) await CommitAsync(publish: true);
-        else await UpdateTimersAsync();
+        else await LeaveWordAsync();
     }
-
-    public Task WakeAsync() => OnTimerAsync(CancellationToken.None);
 
     /// <summary>
     /// Leaves word with the silo when the key is next due while it holds windows that time must close (and takes it
     /// back when it no longer does); with reminders, also keeps a reminder, which brings the key back on another silo
     /// if its silo dies.
     /// </summary>
-    private async Task UpdateTimersAsync()
+    private async Task LeaveWordAsync()
     {
         var needed = WindowsNeedTime;
         if (_stage is not null && needed)

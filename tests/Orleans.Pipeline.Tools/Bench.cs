@@ -19,8 +19,11 @@ using Orleans.Pipeline.Windowing.Aggregation;
 namespace Orleans.Pipeline.Tools;
 
 /// <summary>Options of <c>bench</c>.</summary>
-internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick, int Partitions = PipelineDefinition.DefaultPartitions, double? ShedKeysAt = 80)
+internal sealed record BenchOptions(int[] Keys, int Events, string[] Systems, string Output, bool Quick, int Partitions = PipelineDefinition.DefaultPartitions)
 {
+    /// <summary>The silo's <see cref="PipelineSiloOptions.ShedKeysAtMemoryPercent"/> (its default unless told; null: off).</summary>
+    public double? ShedKeysAt { get; init; } = new PipelineSiloOptions().ShedKeysAtMemoryPercent;
+
     public static readonly string[] AllSystems = ["engine", "naive", "embedded", "gateway", "postgres"];
 
     public const string Usage =
@@ -86,7 +89,7 @@ internal static class Bench
             {
                 // Unmeasured: the first silo in a process pays for JIT compilation, which would count against whichever system ran first.
                 Console.WriteLine("warming up (an unmeasured embedded run) …");
-                await RunSiloAsync("embedded", 1_000, options.Quick ? 50_000 : 200_000, null, quick: true, latency: false);
+                await RunSiloAsync("embedded", 1_000, options.Quick ? 50_000 : 200_000, null, quick: true, latency: false, shedKeysAt: options.ShedKeysAt);
             }
 
             foreach (var keys in options.Keys)
@@ -198,7 +201,7 @@ internal static class Bench
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', lines))))[..16];
     }
 
-    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres, bool quick, bool latency = true, int partitions = PipelineDefinition.DefaultPartitions, double? shedKeysAt = 80)
+    private static async Task<Row> RunSiloAsync(string system, int keys, int events, LocalPostgres? postgres, bool quick, bool latency = true, int partitions = PipelineDefinition.DefaultPartitions, double? shedKeysAt = null)
     {
         var cluster = new PipelineClusterOptions { ClusterId = $"bench-{Guid.NewGuid():N}", ServiceId = "bench" };
         var database = Path.Combine(Path.GetTempPath(), $"orleans-pipeline-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
