@@ -112,9 +112,10 @@ public sealed class ChainedPipelineTests
     {
         // Events up to now, then nothing: no partition's watermark will pass the last windows. The upstream's idle
         // timeout closes its keys' windows; the chain's watermark then follows the clock, and the last downstream
-        // windows close with every contribution in them.
+        // windows close with every contribution in them. The timeout is longer than a busy machine may take between
+        // two of the chunks below: a key quiet for longer than it between chunks is idle, and its next events late.
         var up = PipelineBuilder.Named("quiet-readings").Tumbling(TimeSpan.FromSeconds(1)).Partitions(ChainPlan.Partitions)
-            .IdleTimeout(TimeSpan.FromMilliseconds(300)).Sum("v").Build();
+            .IdleTimeout(TimeSpan.FromSeconds(2)).Sum("v").Build();
         var down = PipelineBuilder.Named("quiet-total").From("quiet-readings", "all").Tumbling(TimeSpan.FromSeconds(1))
             .KeepClosedWindows(1000).Sum("sum_v").Build();
         var plan = ChainPlan.GlobalMax("quiet") with { Name = "sum per sensor, then the total, closed by the idle timeout", Upstream = up, Downstream = down, Field = "v" };
